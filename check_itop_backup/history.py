@@ -1,0 +1,181 @@
+"""The history store: one SQLite file shared by the probe, the runner and the ticketing.
+
+One row per distinct archive (identity: path, size, mtime, inode), verification results
+per archive and level, the runner's runs, and the open ticket of each backup series.
+A *series* is the archive name pattern (placeholders filled): it tells apart the backup
+sets of many iTop instances sharing one file.
+
+The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS[n]`` takes a file from
+version n to n + 1. WAL and a busy timeout let many probes share the file; every write
+goes through ``transaction()`` so that a timeout mid-write leaves the file consistent.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+DEFAULT_PATH = "/var/lib/check_itop_backup/history.sqlite"
+ENV_VAR = "CHECK_ITOP_BACKUP_HISTORY"
+BUSY_TIMEOUT_S = 20.0
+
+MIGRATIONS = (
+    """
+    CREATE TABLE archives (
+        id INTEGER PRIMARY KEY,
+        series TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime REAL NOT NULL,
+        inode INTEGER NOT NULL DEFAULT 0,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        verdict TEXT,
+        UNIQUE (path, size, mtime, inode)
+    );
+    CREATE INDEX archives_by_series ON archives (series, mtime);
+    CREATE TABLE verifications (
+        archive_id INTEGER NOT NULL REFERENCES archives (id) ON DELETE CASCADE,
+        level TEXT NOT NULL,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL,
+        details TEXT,
+        verified_at REAL NOT NULL,
+        PRIMARY KEY (archive_id, level)
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        series TEXT NOT NULL,
+        started REAL NOT NULL,
+        finished REAL,
+        archive_path TEXT,
+        size INTEGER,
+        status TEXT NOT NULL,
+        message TEXT
+    );
+    CREATE INDEX runs_by_series ON runs (series, started);
+    CREATE TABLE tickets (
+        id INTEGER PRIMARY KEY,
+        series TEXT NOT NULL,
+        ref TEXT,
+        itop_key TEXT,
+        title TEXT,
+        org TEXT,
+        opened_at REAL NOT NULL,
+        last_update_at REAL,
+        closed_at REAL,
+        state TEXT NOT NULL
+    );
+    CREATE INDEX tickets_by_series ON tickets (series, closed_at);
+    """,
+)
+
+
+class HistoryError(Exception):
+    """The history file cannot be used (corrupt, unwritable, locked too long)."""
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    """One archive as the history knows it."""
+
+    id: int
+    series: str
+    path: str
+    size: int
+    mtime: float
+    inode: int
+    first_seen: float
+    last_seen: float
+    verdict: str | None
+
+
+class History:
+    """An open history file. Use ``History.open(path)``; close it with ``close()``."""
+
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        self.connection = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str) -> History:
+        """Open (creating it and its directory if needed) and migrate the history at *path*."""
+        try:
+            parent = os.path.dirname(os.path.abspath(path))
+            os.makedirs(parent, exist_ok=True)
+            connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except (OSError, sqlite3.Error) as error:
+            raise HistoryError(f"cannot open history {path}: {_reason(error)}") from None
+        history = cls(connection, path)
+        try:
+            connection.execute("PRAGMA foreign_keys = ON")
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode = WAL")
+            history._migrate()
+        except sqlite3.Error as error:
+            connection.close()
+            raise HistoryError(f"cannot use history {path}: {_reason(error)}") from None
+        return history
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def _migrate(self) -> None:
+        version = self.connection.execute("PRAGMA user_version").fetchone()[0]
+        if version == len(MIGRATIONS):
+            return
+        with self.transaction():
+            version = self.connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise sqlite3.DatabaseError(f"schema version {version} is newer than this program")
+            for step in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        self.connection.execute(statement)
+            self.connection.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the block in one write transaction: all of it is committed, or none of it."""
+        try:
+            self.connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            raise HistoryError(f"cannot write history {self.path}: {_reason(error)}") from None
+        try:
+            yield self.connection
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        try:
+            self.connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise HistoryError(f"cannot write history {self.path}: {_reason(error)}") from None
+
+    def record_archive(self, series: str, path: str, size: int, mtime: float, inode: int,
+                       seen_at: float, verdict: str | None = None) -> ArchiveRecord:
+        """Insert the archive or, when it is already known, update when it was last seen.
+
+        *verdict* (``ok``/``warning``/``critical``) replaces the stored one when given.
+        Call inside ``transaction()``.
+        """
+        self.connection.execute(
+            "INSERT INTO archives (series, path, size, mtime, inode, first_seen, last_seen, verdict)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (path, size, mtime, inode) DO UPDATE SET last_seen = excluded.last_seen,"
+            " verdict = COALESCE(excluded.verdict, archives.verdict)",
+            (series, path, size, mtime, inode, seen_at, seen_at, verdict),
+        )
+        row = self.connection.execute(
+            "SELECT * FROM archives WHERE path = ? AND size = ? AND mtime = ? AND inode = ?",
+            (path, size, mtime, inode),
+        ).fetchone()
+        return ArchiveRecord(*row)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return str(error)

@@ -1,0 +1,73 @@
+"""Shared fixtures: the real MariaDB server, nagiosplugin's runtime reset, data paths."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import nagiosplugin
+import pytest
+
+DATA = Path(__file__).parent / "data"
+ITOP_ARCHIVE = DATA / "itop-2026-11-26.tar.gz"
+
+
+@pytest.fixture(autouse=True)
+def fresh_nagiosplugin_runtime():
+    """nagiosplugin's Runtime is a process-wide singleton: give every test a new one."""
+    nagiosplugin.Runtime.instance = None
+    nagiosplugin.Runtime.check = None
+    nagiosplugin.Runtime.logchan = None
+    nagiosplugin.Runtime.output = None
+    yield
+    nagiosplugin.Runtime.instance = None
+
+
+def _server_settings() -> dict:
+    dsn = os.environ.get("ITOP_TEST_DB_DSN", "mysql://root@127.0.0.1:3306/")
+    parsed = urlparse(dsn)
+    return {
+        "host": parsed.hostname or "127.0.0.1",
+        "port": parsed.port or 3306,
+        "user": unquote(parsed.username or "root"),
+        "password": unquote(parsed.password or ""),
+    }
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> dict:
+    """Connection settings of the real MariaDB server (127.0.0.1:3306 or $ITOP_TEST_DB_DSN).
+
+    Under CI=true a missing server fails the test; elsewhere it is skipped with the reason.
+    """
+    import pymysql
+
+    settings = _server_settings()
+    try:
+        pymysql.connect(**settings, connect_timeout=5).close()
+    except pymysql.MySQLError as error:
+        message = f"MariaDB not reachable at {settings['host']}:{settings['port']}: {error}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return settings
+
+
+@pytest.fixture
+def mariadb_database(mariadb_server):
+    """A new, uniquely named, empty database on the real server; dropped afterwards.
+
+    Yields (settings, name); ``settings`` are PyMySQL connect() keywords without a database.
+    """
+    import pymysql
+
+    name = f"cib_test_{uuid.uuid4().hex[:12]}"
+    with pymysql.connect(**mariadb_server) as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    try:
+        yield mariadb_server, name
+    finally:
+        with pymysql.connect(**mariadb_server) as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
