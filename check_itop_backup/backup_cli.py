@@ -1,0 +1,39 @@
+"""``itop-backup``: the command for people and schedulers (not a monitoring plugin).
+
+Each subcommand lives in its own module, listed in ``SUBCOMMANDS``, which provides
+``add_arguments(parser)`` and ``run(args) -> int``. Those modules keep their top-level
+imports light (heavy ones go inside ``run``), because every module is imported to build
+the parser. Exit status: 0 success, 1 failure (one line on stderr saying why), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from check_itop_backup import __version__
+
+# subcommand name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``itop-backup`` parser with every subcommand's arguments."""
+    parser = argparse.ArgumentParser(
+        prog="itop-backup",
+        description="Back up, verify and restore iTop, and read the backup history.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def backup_main(argv: list[str] | None = None) -> None:
+    """Entry point of ``itop-backup``: parse, run the subcommand, exit with its status."""
+    args = build_parser().parse_args(argv)
+    sys.exit(args.run(args))
