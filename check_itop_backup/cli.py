@@ -1,0 +1,237 @@
+"""``check_itop_backup``: the monitoring plugin's command line and run.
+
+The only module that reads argv, prints the verdict and chooses the exit status.
+One alarm (``deadline``) covers the whole run; bad arguments, unusable settings, a
+timeout and internal errors all exit 3 (UNKNOWN) with one line saying why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+
+import nagiosplugin
+
+from check_itop_backup import __version__, deadline
+from check_itop_backup.config import DEFAULT_GRACE, DEFAULT_SETTLE, CheckSettings, ConfigError, check_settings
+from check_itop_backup.deadline import Deadline, StageTimeoutError
+from check_itop_backup.probe import ItopBackup
+from check_itop_backup.units import format_duration
+from check_itop_backup.verdict import (
+    AgeContext,
+    ArchiveContext,
+    ItopBackupSummary,
+    SizeContext,
+    describe_slot,
+)
+
+PLUGIN = "ITOP_BACKUP"
+UNKNOWN = 3
+log = logging.getLogger("check_itop_backup")
+
+DESCRIPTION = """\
+Check the newest iTop backup archive: there, on time for the schedule, old and big enough.
+
+States: CRITICAL when the archive of the last scheduled backup (its grace period over) is
+missing, empty or not above --size-min; WARNING/CRITICAL when older than --warning-age /
+--critical-age; UNKNOWN when the check cannot tell (bad arguments, unreadable directory or
+config, timeout). An archive modified in the last --settle seconds is still being written:
+the previous one is judged instead.
+
+Perfdata: age (s, since the archive was last written), size (B).
+"""
+
+
+class UnknownExitParser(argparse.ArgumentParser):
+    """An argument parser that exits UNKNOWN (3), as monitoring plugins must, not 2 (CRITICAL)."""
+
+    def error(self, message: str) -> None:
+        print(f"{PLUGIN} UNKNOWN - bad arguments: {message}")
+        print(self.format_usage().strip())
+        sys.exit(UNKNOWN)
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:
+        if message:
+            print(message.strip())
+        sys.exit(UNKNOWN)  # --help and --version exit 3 too (Monitoring Plugins guidelines)
+
+
+def build_check_parser() -> argparse.ArgumentParser:
+    parser = UnknownExitParser(prog="check_itop_backup", description=DESCRIPTION,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = parser.add_argument_group("which archive")
+    where.add_argument("-f", "--backup-file", metavar="PATTERN",
+                       help="archive name pattern as in iTop: strftime codes and __HOST__, __DB__, "
+                            "__SUBNAME__; .tar.gz is added unless the name ends with an archive "
+                            "extension (default: from --param-file, else iTop's scheduled "
+                            "<itop>/data/backups/auto/__DB__-%%Y-%%m-%%d_%%H_%%M)")
+    where.add_argument("--param-file", metavar="FILE[,FILE]",
+                       help="iTop param file(s) (backup.params format: backup_file, check_size_min, "
+                            "…); the command line wins")
+    where.add_argument("--itop-config", metavar="PATH",
+                       help="iTop's config-itop.php: database names, timezone and the itop-backup "
+                            "schedule (read without PHP)")
+    where.add_argument("--db-name", metavar="NAME", help="value of __DB__ (default: from --itop-config)")
+    where.add_argument("--db-host", metavar="HOST", help="value of __HOST__ (port removed)")
+    where.add_argument("--db-subname", metavar="PREFIX", help="value of __SUBNAME__ (table prefix)")
+    where.add_argument("--timezone", metavar="ZONE",
+                       help="iTop's timezone, in which names and the schedule are computed "
+                            "(default: the config's timezone, else local time)")
+    when = parser.add_argument_group("when backups are due")
+    when.add_argument("--week-days", metavar="DAYS",
+                      help="backup days as iTop writes them, e.g. 'monday, tuesday, wednesday, "
+                           "thursday, friday' (default: the config's itop-backup week_days, else daily)")
+    when.add_argument("--time", metavar="HH:MM",
+                      help="backup start time (default: the config's itop-backup time, else 23:30)")
+    when.add_argument("--grace", metavar="DURATION", default=DEFAULT_GRACE,
+                      help="how long after the start time the archive must exist (default %(default)s)")
+    judge = parser.add_argument_group("thresholds")
+    judge.add_argument("-w", "--warning-age", metavar="DURATION",
+                       help="WARNING when the archive is older, e.g. 26h, 2d (default: none)")
+    judge.add_argument("-c", "--critical-age", metavar="DURATION",
+                       help="CRITICAL when the archive is older (default: none)")
+    judge.add_argument("--size-min", metavar="SIZE",
+                       help="CRITICAL when the archive is not above SIZE: bytes, 20MB or 20MiB "
+                            "(iTop's check_size_min; default 0: only an empty archive)")
+    judge.add_argument("--settle", metavar="SECONDS", default=str(int(DEFAULT_SETTLE)),
+                       help="an archive modified less than this ago is still being written "
+                            "(default %(default)s)")
+    run = parser.add_argument_group("output and run")
+    run.add_argument("--format", choices=("nagios", "json"), default="nagios",
+                     help="nagios: status line and perfdata, exit 0-3 (default); json: one JSON "
+                          "object, exit 0 whatever the state (for Zabbix)")
+    run.add_argument("--print-expected", action="store_true",
+                     help="print the resolved pattern, schedule slot and expected name, then exit")
+    run.add_argument("-t", "--timeout", metavar="SECONDS", type=float, default=30.0,
+                     help="give up with UNKNOWN after this long (default %(default)g)")
+    run.add_argument("-v", "--verbose", action="count", default=0,
+                     help="more output (up to -vvv)")
+    run.add_argument("-V", "--version", action="version", version=f"check_itop_backup {__version__}")
+    run.add_argument("--now", help=argparse.SUPPRESS)  # replay a past moment (tests, support)
+    return parser
+
+
+class ItopBackupCheck(nagiosplugin.Check):
+    """A Check that runs follow-up actions (tickets, history) once the verdict is known.
+
+    Each action gets the finished check and returns lines for the long output. An action
+    never changes the verdict: its errors become a warning line.
+    """
+
+    def __init__(self, *objects: object, actions: list[Callable] | None = None) -> None:
+        super().__init__(*objects, name=PLUGIN)
+        self.actions = actions or []
+        self.action_lines: list[str] = []
+
+    def __call__(self) -> None:
+        super().__call__()
+        for action in self.actions:
+            try:
+                self.action_lines.extend(action(self) or [])
+            except StageTimeoutError:
+                raise
+            except Exception as error:  # noqa: BLE001 - an action must never change the verdict
+                log.warning("%s failed: %s", getattr(action, "__name__", "action"), error)
+
+
+def build_check(settings: CheckSettings) -> ItopBackupCheck:
+    return ItopBackupCheck(
+        ItopBackup(settings),
+        ArchiveContext(settings),
+        AgeContext(settings.warning_age, settings.critical_age),
+        SizeContext(settings.size_min),
+        ItopBackupSummary(settings),
+    )
+
+
+def print_expected(settings: CheckSettings) -> None:
+    slot = settings.schedule.last_due_slot(settings.local_now, settings.grace)
+    pattern = settings.pattern
+    print(f"pattern: {pattern.pattern}")
+    print(f"timezone: {settings.timezone_name}; now {describe_slot(settings.local_now)}")
+    print(f"schedule: {settings.schedule.describe()}, grace "
+          f"{format_duration(settings.grace.total_seconds())}")
+    print(f"expected slot: {describe_slot(slot)}")
+    if pattern.has_time_codes:
+        later = "" if pattern.precision in ("day", "month", "year") else " (or a later name)"
+        print(f"expected name: {pattern.render(slot)}{later}")
+        print(f"glob: {pattern.glob}")
+    else:
+        print(f"expected name: {pattern.pattern} (written after {describe_slot(slot)})")
+
+
+def _capture_logs(verbose: int) -> nagiosplugin.Runtime:
+    """Route the package's log records into nagiosplugin's long output (never stderr)."""
+    runtime = nagiosplugin.Runtime()
+    runtime.verbose = verbose
+    log.handlers = [runtime.logchan]
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    return runtime
+
+
+def _json_report(check: ItopBackupCheck) -> dict:
+    results = check.results
+    metrics = {r.metric.name: r.metric.value for r in results
+               if r.metric is not None and r.metric.name != "archive"}
+    selection = results["archive"].metric.value if "archive" in results else None
+    return {
+        "state": str(check.state).upper(),
+        "exit_code": check.exitcode,
+        "message": check.summary_str,
+        "archive": selection.judged.path if selection and selection.judged else None,
+        "expected": selection.expected if selection else None,
+        "metrics": metrics,
+        "actions": check.action_lines,
+    }
+
+
+def _run(args: argparse.Namespace, runtime: nagiosplugin.Runtime) -> int:
+    with deadline.current.stage("reading the configuration"):
+        settings = check_settings(args)
+    if args.print_expected:
+        print_expected(settings)
+        return 0
+    check = build_check(settings)
+    check()
+    if args.format == "json":
+        print(json.dumps(_json_report(check), default=str))
+        return 0
+    runtime.check = check
+    runtime.output.add(check)
+    runtime.output.add_longoutput(check.action_lines)
+    print(runtime.output, end="")
+    return check.exitcode
+
+
+def _unknown(args: argparse.Namespace, message: str) -> int:
+    if args.format == "json":
+        print(json.dumps({"state": "UNKNOWN", "exit_code": UNKNOWN, "message": message,
+                          "archive": None, "expected": None, "metrics": {}, "actions": []}))
+        return 0
+    print(f"{PLUGIN} UNKNOWN - {message}")
+    return UNKNOWN
+
+
+def check_main(argv: list[str] | None = None) -> None:
+    """Entry point of ``check_itop_backup``."""
+    args = build_check_parser().parse_args(argv)
+    runtime = _capture_logs(args.verbose)
+    deadline.current = Deadline(args.timeout).start()
+    try:
+        status = _run(args, runtime)
+    except StageTimeoutError as error:
+        status = _unknown(args, str(error))
+    except ConfigError as error:
+        status = _unknown(args, str(error))
+    except Exception as error:  # noqa: BLE001 - a plugin must answer UNKNOWN, not crash
+        status = _unknown(args, f"internal error: {type(error).__name__}: {error}")
+        if args.verbose:
+            print(traceback.format_exc(), end="")
+    finally:
+        deadline.current.cancel()
+    sys.exit(status)

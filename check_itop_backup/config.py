@@ -1,0 +1,198 @@
+"""The probe's settings: command line, then iTop param files, then config-itop.php, then defaults.
+
+``check_settings(args)`` turns parsed arguments into one frozen ``CheckSettings``. Every
+problem is a ``ConfigError`` with a one-line message (the CLI reports it as UNKNOWN).
+Param files use iTop's key names; keys meant for other iTop tools are ignored with a
+debug note, so iTop's own ``backup.params.distrib`` is accepted as is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from argparse import Namespace
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from check_itop_backup.naming import SCHEDULED_FORMAT, NamePattern, host_of
+from check_itop_backup.paramfile import ParamFileError, load_param_files
+from check_itop_backup.phpconfig import PhpConfigError, load_php_config
+from check_itop_backup.schedule import DEFAULT_TIME, EVERY_DAY, Schedule, ScheduleError
+from check_itop_backup.units import parse_duration, parse_size
+
+log = logging.getLogger(__name__)
+
+# Param-file keys the probe reads; other tools' keys it knows and ignores.
+PROBE_PARAMS = ("backup_file", "check_size_min", "check_size_reduction_max")
+TICKET_PARAMS = ("itop_backup_incident", "check_ticket_login", "check_ticket_pwd",
+                 "check_ticket_title", "check_ticket_customer", "check_ticket_service",
+                 "check_ticket_service_subcategory", "check_ticket_workgroup",
+                 "check_ticket_impacted_server")
+IGNORED_PARAMS = ("auth_user", "auth_pwd", "mysql_bindir")
+DEFAULT_GRACE = "2h"
+DEFAULT_SETTLE = 120.0
+
+
+class ConfigError(ValueError):
+    """Settings that cannot be used; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class ItopConfig:
+    """What the probe and the runner take from config-itop.php."""
+
+    path: str
+    db_host: str = ""
+    db_name: str = ""
+    db_subname: str = ""
+    timezone: str | None = None
+    backup: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def root(self) -> str | None:
+        """The iTop root when the file sits at its usual place, conf/<env>/config-itop.php."""
+        conf_dir = os.path.dirname(os.path.dirname(os.path.abspath(self.path)))
+        return os.path.dirname(conf_dir) if os.path.basename(conf_dir) == "conf" else None
+
+
+def read_itop_config(path: str) -> ItopConfig:
+    """Parse config-itop.php at *path* (without PHP); raise ConfigError on any problem."""
+    try:
+        variables = load_php_config(path)
+    except PhpConfigError as error:
+        raise ConfigError(str(error)) from None
+    settings = variables.get("MySettings")
+    if not isinstance(settings, dict):
+        raise ConfigError(f"cannot use iTop config {path}: no $MySettings array")
+    modules = variables.get("MyModuleSettings") or {}
+    backup = modules.get("itop-backup") if isinstance(modules, dict) else None
+    return ItopConfig(
+        path=path,
+        db_host=str(settings.get("db_host") or ""),
+        db_name=str(settings.get("db_name") or ""),
+        db_subname=str(settings.get("db_subname") or ""),
+        timezone=settings.get("timezone") or None,
+        backup=backup if isinstance(backup, dict) else {},
+    )
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """Everything the probe needs to decide, resolved from all sources."""
+
+    pattern: NamePattern
+    timezone: tzinfo | None
+    timezone_name: str
+    schedule: Schedule
+    grace: timedelta
+    now: datetime  # aware
+    settle: float
+    size_min: int
+    warning_age: float | None
+    critical_age: float | None
+    params: dict[str, str] = field(default_factory=dict)
+    itop_config: ItopConfig | None = None
+
+    @property
+    def local_now(self) -> datetime:
+        """Now as a naive wall-clock time in iTop's timezone (how iTop names archives)."""
+        return self.now.astimezone(self.timezone).replace(tzinfo=None)
+
+    def to_epoch(self, local: datetime) -> float:
+        """Epoch seconds of a naive wall-clock time in iTop's timezone."""
+        return local.replace(tzinfo=self.timezone).timestamp() if self.timezone \
+            else local.timestamp()
+
+
+def _timezone(name: str | None) -> tuple[tzinfo | None, str]:
+    if not name:
+        return None, "local"
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name), name
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown timezone {name!r} (use an IANA name such as Europe/Paris)") from None
+
+
+def _parse(kind: str, parser: Any, text: str, option: str) -> Any:
+    try:
+        return parser(text)
+    except ValueError as error:
+        raise ConfigError(f"{option}: {error}") from None
+
+
+def _params(spec: str | None) -> dict[str, str]:
+    if not spec:
+        return {}
+    try:
+        params = load_param_files(spec)
+    except ParamFileError as error:
+        raise ConfigError(str(error)) from None
+    for key in params:
+        if key in IGNORED_PARAMS:
+            log.debug("param file: %s is for iTop's own scripts; ignored", key)
+        elif key not in PROBE_PARAMS + TICKET_PARAMS:
+            log.debug("param file: unknown key %s ignored", key)
+    return params
+
+
+def _pattern_spec(args: Namespace, params: dict[str, str], itop: ItopConfig | None) -> str:
+    if args.backup_file:
+        return args.backup_file
+    if params.get("backup_file"):
+        return params["backup_file"]
+    if itop is None:
+        raise ConfigError("no backup file pattern: give --backup-file, a --param-file with "
+                          "backup_file, or --itop-config")
+    if itop.root is None:
+        raise ConfigError(f"cannot tell the iTop root from {itop.path} (not in conf/<env>/): "
+                          "give --backup-file")
+    name = itop.backup.get("file_name_format") or SCHEDULED_FORMAT
+    return os.path.join(itop.root, "data", "backups", "auto", name)
+
+
+def _now(text: str | None) -> datetime:
+    if not text:
+        return datetime.now().astimezone()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--now: invalid time {text!r} (use ISO 8601)") from None
+    return parsed if parsed.tzinfo else parsed.astimezone()
+
+
+def check_settings(args: Namespace) -> CheckSettings:
+    """Resolve the probe's settings from parsed arguments and the files they name."""
+    params = _params(args.param_file)
+    itop = read_itop_config(args.itop_config) if args.itop_config else None
+    backup = itop.backup if itop else {}
+    db_host = args.db_host if args.db_host is not None else (itop.db_host if itop else "")
+    db_name = args.db_name if args.db_name is not None else (itop.db_name if itop else "")
+    subname = args.db_subname if args.db_subname is not None else (itop.db_subname if itop else "")
+    pattern = NamePattern.from_spec(_pattern_spec(args, params, itop), host=host_of(db_host),
+                                    db=db_name, subname=subname)
+    timezone, timezone_name = _timezone(args.timezone or (itop.timezone if itop else None))
+    try:
+        schedule = Schedule.parse(args.week_days or backup.get("week_days") or EVERY_DAY,
+                                  args.time or backup.get("time") or DEFAULT_TIME)
+    except ScheduleError as error:
+        raise ConfigError(str(error)) from None
+    size_min_text = args.size_min or params.get("check_size_min") or "0"
+    return CheckSettings(
+        pattern=pattern,
+        timezone=timezone,
+        timezone_name=timezone_name,
+        schedule=schedule,
+        grace=timedelta(seconds=_parse("duration", parse_duration, args.grace, "--grace")),
+        now=_now(args.now),
+        settle=_parse("duration", parse_duration, args.settle, "--settle"),
+        size_min=_parse("size", parse_size, size_min_text, "--size-min"),
+        warning_age=_parse("duration", parse_duration, args.warning_age, "--warning-age")
+        if args.warning_age else None,
+        critical_age=_parse("duration", parse_duration, args.critical_age, "--critical-age")
+        if args.critical_age else None,
+        params=params,
+        itop_config=itop,
+    )

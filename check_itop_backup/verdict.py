@@ -1,0 +1,148 @@
+"""Evaluation and presentation: the contexts that judge the probe's metrics, and the summary.
+
+No I/O. Every hint is a sentence a person can act on, naming the archive and the values:
+"itop-2026-11-26.tar.gz is 30h 0m old (more than 26h 0m)".
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+import nagiosplugin
+from nagiosplugin.state import Critical, Ok
+
+from check_itop_backup.config import CheckSettings
+from check_itop_backup.finder import Selection
+from check_itop_backup.units import format_duration, format_size
+
+
+def describe_slot(slot: datetime) -> str:
+    """Return e.g. ``Fri 2026-11-27 23:30``."""
+    return slot.strftime("%a %Y-%m-%d %H:%M")
+
+
+def _name(path: str) -> str:
+    return os.path.basename(path)
+
+
+class ArchiveContext(nagiosplugin.Context):
+    """Is there an archive for the backup the schedule expects?"""
+
+    def __init__(self, settings: CheckSettings) -> None:
+        super().__init__("archive")
+        self.settings = settings
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        selection: Selection = metric.value
+        if selection.judged is not None and selection.on_time:
+            return self.result_cls(Ok, None, metric)
+        return self.result_cls(Critical, self.missing(selection), metric)
+
+    def missing(self, selection: Selection) -> str:
+        settings = self.settings
+        due = describe_slot(selection.slot)
+        if selection.missing_directory:
+            return f"backup directory {selection.missing_directory} does not exist"
+        judged = selection.judged
+        if not settings.pattern.has_time_codes:
+            if judged is None:
+                return f"{selection.expected} is missing"
+            modified = datetime.fromtimestamp(judged.mtime, settings.timezone)
+            return (f"{_name(judged.path)} is stale: last written {describe_slot(modified)}, "
+                    f"before the backup due {due}")
+        if settings.pattern.precision in ("day", "month", "year"):
+            text = f"{_name(selection.expected)} is missing (backup due {due})"
+        else:
+            text = f"no archive {_name(selection.expected)} or later (backup due {due})"
+        if judged is not None:
+            age = settings.now.timestamp() - judged.mtime
+            text += f"; newest is {_name(judged.path)}, {format_duration(age)} old"
+        elif selection.in_progress is None:
+            text += f"; no archive matches {settings.pattern.glob}"
+        return text
+
+
+class AgeContext(nagiosplugin.ScalarContext):
+    """How old the judged archive is, against ``--warning-age``/``--critical-age``."""
+
+    def __init__(self, warning: float | None, critical: float | None) -> None:
+        super().__init__("age", _upper(warning), _upper(critical))
+        self.limits = {"warning": warning, "critical": critical}
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        result = super().evaluate(metric, resource)
+        if result.state == Ok:
+            return result
+        limit = self.limits["critical" if result.state == Critical else "warning"]
+        hint = (f"{_name(resource.selection.judged.path)} is {format_duration(metric.value)} old "
+                f"(more than {format_duration(limit)})")
+        return self.result_cls(result.state, hint, metric)
+
+
+class SizeContext(nagiosplugin.ScalarContext):
+    """The judged archive's size: 0 bytes or not above ``--size-min`` is CRITICAL (iTop's rule)."""
+
+    def __init__(self, size_min: int) -> None:
+        super().__init__("size", None, f"{size_min + 1}:")
+        self.size_min = size_min
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        result = super().evaluate(metric, resource)
+        if result.state == Ok:
+            return result
+        name = _name(resource.selection.judged.path)
+        if metric.value == 0:
+            return self.result_cls(Critical, f"{name} is empty (0 bytes)", metric)
+        hint = (f"{name} is {format_size(metric.value)} ({metric.value} B), "
+                f"not above the {self.size_min} B minimum")
+        return self.result_cls(Critical, hint, metric)
+
+
+def _upper(limit: float | None) -> str | None:
+    return None if limit is None else f"{int(limit)}"
+
+
+class ItopBackupSummary(nagiosplugin.Summary):
+    """The status line: what was judged, and why it is not OK when it is not."""
+
+    def __init__(self, settings: CheckSettings) -> None:
+        self.settings = settings
+
+    def ok(self, results: nagiosplugin.Results) -> str:
+        selection: Selection = results["archive"].metric.value
+        judged = selection.judged
+        text = (f"{_name(judged.path)}: {format_duration(results['age'].metric.value)} old, "
+                f"{format_size(judged.size)}")
+        return self._with_progress(selection, text)
+
+    def problem(self, results: nagiosplugin.Results) -> str:
+        ranked = sorted((r for r in results if r.state != Ok), key=lambda r: -r.state.code)
+        text = "; ".join(str(r) for r in ranked)
+        if "archive" in results:
+            return self._with_progress(results["archive"].metric.value, text)
+        return text
+
+    def verbose(self, results: nagiosplugin.Results) -> list[str]:
+        if "archive" not in results:
+            return []
+        selection: Selection = results["archive"].metric.value
+        settings = self.settings
+        lines = [
+            f"pattern: {settings.pattern.pattern} (timezone {settings.timezone_name})",
+            f"schedule: {settings.schedule.describe()}, grace "
+            f"{format_duration(settings.grace.total_seconds())}; expected the backup of "
+            f"{describe_slot(selection.slot)}: {selection.expected}",
+            f"archives of this pattern on disk: {len(selection.archives)}",
+        ]
+        if selection.judged:
+            lines.append(f"judged: {selection.judged.path}")
+        return lines
+
+    def _with_progress(self, selection: Selection, text: str) -> str:
+        writing = selection.in_progress
+        if writing is None:
+            return text
+        seconds = self.settings.now.timestamp() - writing.mtime
+        note = f"{_name(writing.path)} is still being written ({format_duration(seconds)} ago)"
+        return f"{note}; previous archive {text}" if selection.judged else f"{note}; {text}"
