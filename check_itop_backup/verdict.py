@@ -26,11 +26,18 @@ def _name(path: str) -> str:
     return os.path.basename(path)
 
 
+class Finding(nagiosplugin.Result):
+    """A result whose text is its hint alone: hints here are whole sentences."""
+
+    def __str__(self) -> str:
+        return self.hint or ""
+
+
 class ArchiveContext(nagiosplugin.Context):
     """Is there an archive for the backup the schedule expects?"""
 
     def __init__(self, settings: CheckSettings) -> None:
-        super().__init__("archive")
+        super().__init__("archive", result_cls=Finding)
         self.settings = settings
 
     def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
@@ -67,7 +74,7 @@ class AgeContext(nagiosplugin.ScalarContext):
     """How old the judged archive is, against ``--warning-age``/``--critical-age``."""
 
     def __init__(self, warning: float | None, critical: float | None) -> None:
-        super().__init__("age", _upper(warning), _upper(critical))
+        super().__init__("age", _upper(warning), _upper(critical), result_cls=Finding)
         self.limits = {"warning": warning, "critical": critical}
 
     def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
@@ -84,7 +91,7 @@ class SizeContext(nagiosplugin.ScalarContext):
     """The judged archive's size: 0 bytes or not above ``--size-min`` is CRITICAL (iTop's rule)."""
 
     def __init__(self, size_min: int) -> None:
-        super().__init__("size", None, f"{size_min + 1}:")
+        super().__init__("size", None, f"{size_min + 1}:", result_cls=Finding)
         self.size_min = size_min
 
     def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
