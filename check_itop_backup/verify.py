@@ -1,0 +1,465 @@
+"""Deep verification of one backup archive: does it hold a whole, safely restorable iTop backup?
+
+``verify_archive(path, level)`` reads the archive once, as a stream, in large reads and with
+bounded memory (no member is ever held whole, except ``config-itop.php`` and
+``manifest.json`` up to a small cap), and returns a ``VerificationReport``.
+
+Levels (MONITORING.md §4, issue 4), each including the one before:
+
+* ``archive``: the gzip stream inflates to its end with every member's CRC-32 and length
+  right (multi-member gzip, as our runner writes, included; trailing garbage is not); tar
+  headers parse (tarheader.py); the required members ``itop-dump.sql`` and ``config-itop.php``
+  are there; no member could write outside the restore directory.
+* ``dump``: ``itop-dump.sql`` is not empty, ends with mysqldump's ``-- Dump completed``
+  trailer and holds ``CREATE TABLE`` statements (dumpscan.py); ``config-itop.php`` parses;
+  when a ``manifest.json`` member is present, the dump's size and SHA-256 match it.
+
+``.zip`` archives (iTop before 2.4) are read with zipfile, which checks each member's CRC.
+Comparing table sets with another archive or the live database is tablecheck.py's job.
+The work runs inside ``deadline.current.stage(...)``: a timeout raises ``StageTimeoutError``
+out of this module, and no report exists for partial work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol
+
+from check_itop_backup import deadline
+from check_itop_backup.dumpscan import DumpScanner
+from check_itop_backup.phpconfig import PhpConfigError, parse_php_config
+from check_itop_backup.tarheader import (
+    BLOCK,
+    REGULAR_TYPES,
+    TarFormatError,
+    TarHeader,
+    parse_header,
+    pax_records,
+    root_name,
+    unsafe_reason,
+)
+from check_itop_backup.units import format_size
+
+LEVELS = ("stat", "archive", "dump")  # cheapest first; the restore issue appends "restore"
+DUMP_MEMBER = "itop-dump.sql"
+CONFIG_MEMBER = "config-itop.php"
+MANIFEST_MEMBER = "manifest.json"
+REQUIRED_MEMBERS = (DUMP_MEMBER, CONFIG_MEMBER)
+READ_SIZE = 1 << 20  # compressed bytes per read
+INFLATE_SIZE = 4 << 20  # most decompressed bytes held at once
+SMALL_MEMBER_LIMIT = 4 << 20  # config-itop.php, manifest.json, long names
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One archive member: its name under the restore directory, size, tar type flag."""
+
+    name: str
+    size: int
+    type: str
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    """The outcome of one verification.
+
+    *level* was asked for; *reached* is the highest level whose checks all passed
+    (``stat`` when even the archive level failed). *state* is ``ok``, ``warning`` or
+    ``critical``; *reason* is one line for a status line.
+    """
+
+    path: str
+    level: str
+    reached: str
+    state: str
+    reason: str
+    warnings: tuple[str, ...] = ()
+    members: tuple[Member, ...] = ()
+    tables: tuple[str, ...] = ()
+    dump_size: int | None = None
+    dump_sha256: str | None = None
+    container: str = "tar.gz"
+    gzip_members: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+    def details(self) -> dict[str, Any]:
+        """The report's facts as JSON-ready data (what the history stores)."""
+        return {
+            "reached": self.reached, "warnings": list(self.warnings), "tables": list(self.tables),
+            "dump_size": self.dump_size, "dump_sha256": self.dump_sha256,
+            "members": len(self.members), "container": self.container,
+            "gzip_members": self.gzip_members, "seconds": round(self.seconds, 3),
+        }
+
+
+class _BadArchiveError(Exception):
+    """A check failed; *reason* is the status-line text."""
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, start: int, end: int) -> None: ...
+
+
+class _Collector:
+    """Counts a member's bytes and keeps the first *limit* of them."""
+
+    def __init__(self, limit: int = 0) -> None:
+        self.limit = limit
+        self.size = 0
+        self.data = bytearray()
+
+    def write(self, data: bytes, start: int, end: int) -> None:
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data += data[start:min(end, start + room)]
+        self.size += end - start
+
+    @property
+    def whole(self) -> bool:
+        return self.size <= self.limit
+
+
+class _Inspection:
+    """What the walk over the members (tar or zip) has seen, and the checks on it."""
+
+    def __init__(self, level: str) -> None:
+        self.level = level
+        self.members: list[Member] = []
+        self.warnings: list[str] = []
+        self.dump: DumpScanner | None = None
+        self.config: _Collector | None = None
+        self.manifest: _Collector | None = None
+
+    def open_member(self, name: str, size: int, kind: bytes = b"0", linkname: str = "") -> _Sink:
+        """Record a member and return where its data goes. Raise _BadArchiveError when it is unsafe."""
+        reason = unsafe_reason(name, kind, linkname)
+        if reason:
+            raise _BadArchiveError(reason)
+        root = root_name(name)
+        self.members.append(Member(root, size, kind.decode("ascii", "replace")))
+        if kind not in REGULAR_TYPES:
+            return _Collector()
+        if root == DUMP_MEMBER and self.level == "dump":
+            self.abandon()
+            self.dump = DumpScanner()
+            return self.dump
+        if root == CONFIG_MEMBER and self.level == "dump":
+            self.config = _Collector(SMALL_MEMBER_LIMIT)
+            return self.config
+        if root == MANIFEST_MEMBER:
+            self.manifest = _Collector(SMALL_MEMBER_LIMIT)
+            return self.manifest
+        return _Collector()
+
+    def check_archive(self) -> None:
+        present = {member.name for member in self.members if member.type in ("0", "7")}
+        for required in REQUIRED_MEMBERS:
+            if required not in present:
+                raise _BadArchiveError(f"required member {required} is missing")
+
+    def check_dump(self) -> None:
+        assert self.dump is not None and self.config is not None
+        self.dump.close()
+        finding = self.dump.findings(DUMP_MEMBER)
+        if finding:
+            raise _BadArchiveError(finding)
+        if not self.config.whole:
+            raise _BadArchiveError(f"{CONFIG_MEMBER} is larger than {format_size(SMALL_MEMBER_LIMIT)}")
+        try:
+            parse_php_config(self.config.data.decode("utf-8", "replace"))
+        except PhpConfigError as error:
+            raise _BadArchiveError(f"{CONFIG_MEMBER} does not parse: {error}") from None
+        if self.manifest is not None:
+            self._check_manifest()
+
+    def _check_manifest(self) -> None:
+        assert self.manifest is not None and self.dump is not None
+        try:
+            manifest = json.loads(bytes(self.manifest.data)) if self.manifest.whole else None
+        except ValueError:
+            manifest = None
+        dump = manifest.get("dump") if isinstance(manifest, dict) else None
+        if not isinstance(dump, dict):
+            raise _BadArchiveError(f"{MANIFEST_MEMBER} is not a manifest (no \"dump\" object)")
+        if "size" in dump and dump["size"] != self.dump.size:
+            raise _BadArchiveError(f"{DUMP_MEMBER} is {self.dump.size} bytes but {MANIFEST_MEMBER} "
+                           f"says {dump['size']}")
+        if "sha256" in dump and dump["sha256"] != self.dump.sha256:
+            raise _BadArchiveError(f"{DUMP_MEMBER} does not match the SHA-256 in {MANIFEST_MEMBER}")
+
+    def abandon(self) -> None:
+        """Stop background work (the dump hash) when the walk ends early."""
+        if self.dump is not None:
+            self.dump.abandon()
+
+
+class _GzipReader:
+    """Decompressed pieces of a gzip file, every member's CRC-32 and length checked by zlib."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.members = 0
+        self.read_bytes = 0
+
+    def pieces(self) -> Iterator[bytes]:
+        decompressor = None
+        data = b""
+        while True:
+            more = self.handle.read(READ_SIZE)
+            self.read_bytes += len(more)
+            data = data + more if data else more
+            if not data:
+                break
+            full = False  # a full piece may leave more output inside zlib with no input left
+            while data or (full and not decompressor.eof):
+                if decompressor is None or decompressor.eof:
+                    if len(data) < 2 and more:
+                        break  # the next read completes the magic number
+                    if data[:2] != _GZIP_MAGIC:
+                        raise _BadArchiveError(self._garbage(len(data)))
+                    decompressor = zlib.decompressobj(31)
+                    self.members += 1
+                try:
+                    piece = decompressor.decompress(data, INFLATE_SIZE)
+                except zlib.error as error:
+                    where = self.read_bytes - len(data)
+                    raise _BadArchiveError(f"gzip stream corrupt after byte {where}: "
+                                   f"{str(error).split(': ', 1)[-1]}") from None
+                data = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
+                full = len(piece) == INFLATE_SIZE
+                if piece:
+                    yield piece
+            if not more:
+                break
+        if decompressor is None:
+            raise _BadArchiveError("archive is empty")
+        if not decompressor.eof:
+            raise _BadArchiveError(f"gzip stream truncated: the file ends after "
+                                   f"{format_size(self.read_bytes)} in the middle of compressed data")
+
+    def _garbage(self, remaining: int) -> str:
+        if self.members == 0:
+            return "not a gzip file"
+        offset = self.read_bytes - remaining
+        return f"trailing garbage after the gzip stream at byte {offset}"
+
+
+class _TarWalker:
+    """Walks tar headers and member data over a stream of pieces, feeding an _Inspection."""
+
+    def __init__(self, inspection: _Inspection) -> None:
+        self.inspection = inspection
+        self.ended = False
+        self._block = bytearray()
+        self._base = 0  # stream offset of the current piece
+        self._data_left = 0
+        self._pad_left = 0
+        self._sink: _Sink = _Collector()
+        self._member = ""
+        self._size = 0
+        self._extension: tuple[bytes, _Collector] | None = None
+        self._pending: dict[str, str] = {}
+        self._headers = 0
+
+    def feed(self, piece: bytes) -> None:
+        position, end = 0, len(piece)
+        while position < end and not self.ended:
+            if self._data_left:
+                take = min(self._data_left, end - position)
+                self._sink.write(piece, position, position + take)
+                self._data_left -= take
+                if not self._data_left:
+                    self._member_done()
+            elif self._pad_left:
+                take = min(self._pad_left, end - position)
+                self._pad_left -= take
+            else:
+                take = min(BLOCK - len(self._block), end - position)
+                self._block += piece[position:position + take]
+                if len(self._block) == BLOCK:
+                    self._on_header(bytes(self._block), self._base + position + take - BLOCK)
+                    self._block.clear()
+            position += take
+        self._base += end
+
+    def finish(self) -> None:
+        """Raise _BadArchiveError when the stream stopped before the end-of-archive marker."""
+        if self.ended:
+            return
+        if self._data_left:
+            done = self._size - self._data_left
+            raise _BadArchiveError(f"tar stream ends inside member {self._member}: "
+                                   f"{done} of {self._size} bytes")
+        raise _BadArchiveError("tar stream ends without the end-of-archive marker")
+
+    def _on_header(self, block: bytes, offset: int) -> None:
+        try:
+            header = parse_header(block, offset)
+        except TarFormatError as error:
+            if self._headers == 0:
+                raise _BadArchiveError(f"the gzip stream does not hold a tar archive ({error})") from None
+            raise _BadArchiveError(str(error)) from None
+        if header is None:
+            self.ended = True
+            return
+        self._headers += 1
+        if header.type in (b"L", b"K", b"x", b"g"):
+            self._extension = (header.type, _Collector(SMALL_MEMBER_LIMIT))
+            self._start_data("extended header", header.size, self._extension[1])
+            return
+        name = self._pending.pop("path", header.name)
+        linkname = self._pending.pop("linkpath", header.linkname)
+        size = int(self._pending.pop("size", header.size))
+        self._warn_about(header, name)
+        sink = self.inspection.open_member(name, size, header.type, linkname)
+        self._start_data(name, size if header.has_data else 0, sink)
+
+    def _warn_about(self, header: TarHeader, name: str) -> None:
+        if header.base256_size:
+            self.inspection.warnings.append(
+                f"member {name} stores its size in GNU base-256 form, which iTop's restore cannot read")
+
+    def _start_data(self, name: str, size: int, sink: _Sink) -> None:
+        self._member, self._size, self._sink = name, size, sink
+        self._data_left, self._pad_left = size, -size % BLOCK
+        if not size:
+            self._member_done()
+
+    def _member_done(self) -> None:
+        if self._extension is None:
+            return
+        kind, collector = self._extension
+        self._extension = None
+        if not collector.whole:
+            raise _BadArchiveError(f"tar extended header larger than {format_size(SMALL_MEMBER_LIMIT)}")
+        data = bytes(collector.data)
+        if kind == b"L":
+            self._pending["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        elif kind == b"K":
+            self._pending["linkpath"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        else:
+            try:
+                records = pax_records(data)
+            except TarFormatError as error:
+                raise _BadArchiveError(str(error)) from None
+            if kind == b"x":
+                self._pending.update({key: records[key] for key in ("path", "linkpath", "size")
+                                      if key in records})
+            self.inspection.warnings.append(
+                "archive uses PAX extended headers, which iTop's restore skips")
+
+
+def _walk_tar_gz(handle: BinaryIO, inspection: _Inspection) -> int:
+    """Walk a tar.gz; return the number of gzip members."""
+    reader = _GzipReader(handle)
+    walker = _TarWalker(inspection)
+    for piece in reader.pieces():
+        walker.feed(piece)
+    walker.finish()
+    return reader.members
+
+
+def _zip_kind(info: zipfile.ZipInfo) -> bytes:
+    mode = info.external_attr >> 16
+    if info.is_dir():
+        return b"5"
+    if stat.S_ISLNK(mode):
+        return b"2"
+    return b"0"
+
+
+def _walk_zip(path: str, inspection: _Inspection) -> None:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise _BadArchiveError(f"not a readable zip archive: {error}") from None
+    with archive:
+        for info in archive.infolist():
+            kind = _zip_kind(info)
+            try:
+                linkname = archive.read(info).decode("utf-8", "replace") if kind == b"2" else ""
+                sink = inspection.open_member(info.filename, info.file_size, kind, linkname)
+                if kind != b"0":
+                    continue
+                with archive.open(info) as member:
+                    data = member.read(INFLATE_SIZE)
+                    while data:
+                        sink.write(data, 0, len(data))
+                        data = member.read(INFLATE_SIZE)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+                raise _BadArchiveError(f"zip member {info.filename} is corrupt: {error}") from None
+
+
+def verify_archive(path: str, level: str = "dump") -> VerificationReport:
+    """Verify the archive at *path* up to *level* (``archive`` or ``dump``) and report.
+
+    Every check failure is a report with state ``critical`` and the reason; dubious but
+    restorable details (PAX headers, base-256 sizes) are ``warning``. Raise OSError when the
+    file cannot be opened, ValueError for an unknown level; ``StageTimeoutError`` passes through.
+    """
+    if level not in LEVELS[1:]:
+        raise ValueError(f"cannot verify at level {level!r} (use one of {', '.join(LEVELS[1:])})")
+    started = time.monotonic()
+    inspection = _Inspection(level)
+    container, gzip_members, reached = "tar.gz", 0, "stat"
+    with deadline.current.stage(f"verifying {os.path.basename(path)} at {level} level"), \
+            open(path, "rb", buffering=0) as handle:
+        try:
+            magic = handle.read(4)
+            handle.seek(0)
+            try:
+                if magic in _ZIP_MAGICS:
+                    container = "zip"
+                    _walk_zip(path, inspection)
+                elif magic[:2] == _GZIP_MAGIC:
+                    gzip_members = _walk_tar_gz(handle, inspection)
+                else:
+                    raise _BadArchiveError("not a gzip or zip file" if magic else "archive is empty")
+                inspection.check_archive()
+                reached = "archive"
+                if level == "dump":
+                    inspection.check_dump()
+                    reached = "dump"
+                state, reason = _summary(inspection)
+            except _BadArchiveError as failure:
+                state, reason = "critical", str(failure)
+        finally:
+            inspection.abandon()
+    dump = inspection.dump
+    return VerificationReport(
+        path=path, level=level, reached=reached, state=state, reason=reason,
+        warnings=tuple(inspection.warnings), members=tuple(inspection.members),
+        tables=tuple(dump.tables) if dump else (), dump_size=_dump_size(inspection),
+        dump_sha256=dump.sha256 if dump else None, container=container,
+        gzip_members=gzip_members, seconds=time.monotonic() - started)
+
+
+def _dump_size(inspection: _Inspection) -> int | None:
+    sizes = [member.size for member in inspection.members if member.name == DUMP_MEMBER]
+    return sizes[-1] if sizes else None
+
+
+def _summary(inspection: _Inspection) -> tuple[str, str]:
+    if inspection.warnings:
+        more = len(inspection.warnings) - 1
+        return "warning", inspection.warnings[0] + (f" (and {more} more)" if more else "")
+    dump_size = format_size(_dump_size(inspection) or 0)
+    if inspection.dump is None:
+        return "ok", (f"{len(inspection.members)} members intact, {DUMP_MEMBER} ({dump_size}) "
+                      f"and {CONFIG_MEMBER} present")
+    return "ok", (f"{DUMP_MEMBER} complete ({dump_size}, {len(inspection.dump.tables)} tables), "
+                  f"{CONFIG_MEMBER} parses")
+
