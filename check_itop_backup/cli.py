@@ -8,7 +8,6 @@ timeout and internal errors all exit 3 (UNKNOWN) with one line saying why.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import traceback
@@ -199,6 +198,8 @@ def _run(args: argparse.Namespace, runtime: nagiosplugin.Runtime) -> int:
     check = build_check(settings)
     check()
     if args.format == "json":
+        import json
+
         print(json.dumps(_json_report(check), default=str))
         return 0
     runtime.check = check
@@ -210,6 +211,8 @@ def _run(args: argparse.Namespace, runtime: nagiosplugin.Runtime) -> int:
 
 def _unknown(args: argparse.Namespace, message: str) -> int:
     if args.format == "json":
+        import json
+
         print(json.dumps({"state": "UNKNOWN", "exit_code": UNKNOWN, "message": message,
                           "archive": None, "expected": None, "metrics": {}, "actions": []}))
         return 0

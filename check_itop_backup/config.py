@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from argparse import Namespace
-from dataclasses import dataclass, field
+from collections import namedtuple
+from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
 
 from check_itop_backup.naming import SCHEDULED_FORMAT, NamePattern, host_of
 from check_itop_backup.paramfile import ParamFileError, load_param_files
-from check_itop_backup.phpconfig import PhpConfigError, load_php_config
 from check_itop_backup.schedule import DEFAULT_TIME, EVERY_DAY, Schedule, ScheduleError
 from check_itop_backup.units import parse_duration, parse_size
 
@@ -38,16 +37,11 @@ class ConfigError(ValueError):
     """Settings that cannot be used; the message is one line for the operator."""
 
 
-@dataclass(frozen=True)
-class ItopConfig:
-    """What the probe and the runner take from config-itop.php."""
+class ItopConfig(namedtuple("ItopConfig", "path db_host db_name db_subname timezone backup")):
+    """What the probe and the runner take from config-itop.php: the database names, the
+    timezone (or None) and the ``itop-backup`` module settings (``backup``, a dict)."""
 
-    path: str
-    db_host: str = ""
-    db_name: str = ""
-    db_subname: str = ""
-    timezone: str | None = None
-    backup: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ()
 
     @property
     def root(self) -> str | None:
@@ -58,6 +52,8 @@ class ItopConfig:
 
 def read_itop_config(path: str) -> ItopConfig:
     """Parse config-itop.php at *path* (without PHP); raise ConfigError on any problem."""
+    from check_itop_backup.phpconfig import PhpConfigError, load_php_config
+
     try:
         variables = load_php_config(path)
     except PhpConfigError as error:
@@ -77,22 +73,18 @@ def read_itop_config(path: str) -> ItopConfig:
     )
 
 
-@dataclass(frozen=True)
-class CheckSettings:
-    """Everything the probe needs to decide, resolved from all sources."""
+class CheckSettings(namedtuple("CheckSettings", "pattern timezone timezone_name schedule grace now "
+                                                 "settle size_min warning_age critical_age params "
+                                                 "itop_config")):
+    """Everything the probe needs to decide, resolved from all sources.
 
-    pattern: NamePattern
-    timezone: tzinfo | None
-    timezone_name: str
-    schedule: Schedule
-    grace: timedelta
-    now: datetime  # aware
-    settle: float
-    size_min: int
-    warning_age: float | None
-    critical_age: float | None
-    params: dict[str, str] = field(default_factory=dict)
-    itop_config: ItopConfig | None = None
+    ``pattern`` (NamePattern), ``timezone`` (tzinfo or None for local) and its name,
+    ``schedule`` (Schedule), ``grace`` (timedelta), ``now`` (aware datetime), ``settle`` (s),
+    ``size_min`` (B), ``warning_age``/``critical_age`` (s or None), ``params`` (the merged
+    param files), ``itop_config`` (ItopConfig or None).
+    """
+
+    __slots__ = ()
 
     @property
     def local_now(self) -> datetime:
@@ -116,7 +108,7 @@ def _timezone(name: str | None) -> tuple[tzinfo | None, str]:
         raise ConfigError(f"unknown timezone {name!r} (use an IANA name such as Europe/Paris)") from None
 
 
-def _parse(kind: str, parser: Any, text: str, option: str) -> Any:
+def _parse(parser: Callable[[str], float], text: str, option: str) -> float:
     try:
         return parser(text)
     except ValueError as error:
@@ -185,13 +177,13 @@ def check_settings(args: Namespace) -> CheckSettings:
         timezone=timezone,
         timezone_name=timezone_name,
         schedule=schedule,
-        grace=timedelta(seconds=_parse("duration", parse_duration, args.grace, "--grace")),
+        grace=timedelta(seconds=_parse(parse_duration, args.grace, "--grace")),
         now=_now(args.now),
-        settle=_parse("duration", parse_duration, args.settle, "--settle"),
-        size_min=_parse("size", parse_size, size_min_text, "--size-min"),
-        warning_age=_parse("duration", parse_duration, args.warning_age, "--warning-age")
+        settle=_parse(parse_duration, args.settle, "--settle"),
+        size_min=_parse(parse_size, size_min_text, "--size-min"),
+        warning_age=_parse(parse_duration, args.warning_age, "--warning-age")
         if args.warning_age else None,
-        critical_age=_parse("duration", parse_duration, args.critical_age, "--critical-age")
+        critical_age=_parse(parse_duration, args.critical_age, "--critical-age")
         if args.critical_age else None,
         params=params,
         itop_config=itop,

@@ -6,10 +6,9 @@ Only ``stat`` and directory listings here; nothing reads archive contents.
 
 from __future__ import annotations
 
-import glob
 import os
+from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from check_itop_backup.naming import TOKEN, NamePattern
@@ -19,32 +18,28 @@ class FinderError(Exception):
     """The archives cannot be listed (permissions, I/O error): the probe cannot tell."""
 
 
-@dataclass(frozen=True)
-class ArchiveFile:
-    """One archive on disk. *name_time* is the time its name encodes (None for a literal)."""
+class ArchiveFile(namedtuple("ArchiveFile", "path size mtime inode name_time")):
+    """One archive on disk; ``name_time`` is the time its name encodes (None for a literal)."""
 
-    path: str
-    size: int
-    mtime: float
-    inode: int
-    name_time: datetime | None
+    __slots__ = ()
 
     @property
     def order(self) -> tuple:
         return (self.name_time or datetime.min, self.mtime, self.path)  # noqa: DTZ901 - naive on purpose
 
 
-@dataclass(frozen=True)
-class Selection:
-    """What the finder saw and chose."""
+class Selection(namedtuple("Selection", "slot expected archives judged in_progress on_time "
+                                         "missing_directory")):
+    """What the finder saw and chose.
 
-    slot: datetime  # the scheduled start the judged archive must belong to
-    expected: str  # the name of an archive made at that slot
-    archives: list[ArchiveFile] = field(default_factory=list)  # the whole series, oldest first
-    judged: ArchiveFile | None = None  # newest archive not being written
-    in_progress: ArchiveFile | None = None  # newest archive, skipped: modified within settle
-    on_time: bool = False  # judged belongs to the slot
-    missing_directory: str | None = None
+    ``slot``: the scheduled start the judged archive must belong to; ``expected``: the name of
+    an archive made then; ``archives``: the whole series, oldest first; ``judged``: the newest
+    archive not being written (or None); ``in_progress``: the newest archive, skipped because
+    modified within the settle time (or None); ``on_time``: judged belongs to the slot;
+    ``missing_directory``: the backup directory when it does not exist.
+    """
+
+    __slots__ = ()
 
 
 def list_series(pattern: NamePattern) -> list[ArchiveFile]:
@@ -54,6 +49,8 @@ def list_series(pattern: NamePattern) -> list[ArchiveFile]:
         return [found] if found else []
     directory = os.path.dirname(pattern.pattern) or "."
     if TOKEN.search(directory):
+        import glob  # rare: tokens in the directory part
+
         paths = glob.glob(pattern.glob)
     else:
         try:

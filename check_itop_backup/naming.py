@@ -22,10 +22,10 @@ False
 
 from __future__ import annotations
 
-import glob as globmodule
 import re
-from dataclasses import dataclass, field
+from collections import namedtuple
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 ARCHIVE_EXTENSIONS = (".tar.gz", ".tgz", ".zip")
 SCHEDULED_FORMAT = "__DB__-%Y-%m-%d_%H_%M"
@@ -103,6 +103,11 @@ _TRUNCATION = (("second", "second", 0), ("minute", "minute", 0), ("hour", "hour"
                ("day", "day", 1), ("month", "month", 1))
 
 
+def _glob_escape(text: str) -> str:
+    """glob.escape without importing glob (the probe's start-up time counts)."""
+    return re.sub(r"([*?[])", r"[\1]", text)
+
+
 def host_of(db_host: str) -> str:
     """Return the ``__HOST__`` value of an iTop ``db_host``: the port removed, ``p:`` kept.
 
@@ -124,15 +129,13 @@ def with_archive_extension(name: str) -> str:
     return name if name.lower().endswith(ARCHIVE_EXTENSIONS) else name + ".tar.gz"
 
 
-@dataclass(frozen=True)
-class NamePattern:
-    """An iTop name pattern with its placeholders filled and its archive extension."""
+class NamePattern(namedtuple("NamePattern", "pattern")):
+    """An iTop name pattern (``pattern``) with its placeholders filled and its archive extension.
 
-    pattern: str
-    _regex: re.Pattern = field(init=False, repr=False, compare=False)
+    A named tuple rather than a dataclass: the probe's start-up time counts.
+    """
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_regex", self._compile())
+    __slots__ = ()
 
     @classmethod
     def from_spec(cls, spec: str, host: str = "", db: str = "", subname: str = "") -> NamePattern:
@@ -153,7 +156,7 @@ class NamePattern:
     @property
     def glob(self) -> str:
         """A shell glob matching every archive of this pattern (a superset; see parse_time)."""
-        return "*".join(globmodule.escape(part) for part in TOKEN.split(self.pattern))
+        return "*".join(_glob_escape(part) for part in TOKEN.split(self.pattern))
 
     @property
     def precision(self) -> str:
@@ -179,7 +182,7 @@ class NamePattern:
         Fields the pattern lacks take their lowest value; a pattern without a year gives None
         for every path, as the time cannot be known from the name alone.
         """
-        match = self._regex.fullmatch(path)
+        match = _compile(self.pattern).fullmatch(path)
         if not match:
             return None
         fields = {k: v for k, v in match.groupdict().items() if v is not None}
@@ -188,19 +191,23 @@ class NamePattern:
         except ValueError:
             return None
 
-    def _compile(self) -> re.Pattern:
-        pieces, seen = [], set()
-        for index, part in enumerate(TOKEN.split(self.pattern)):
-            pieces.append(re.escape(part))
-            tokens = TOKEN.findall(self.pattern)
-            if index < len(tokens):
-                expression = _PARSE.get(tokens[index][1], r".+?")
-                names = set(re.findall(r"\?P<(\w+)>", expression))
-                if names & seen:  # a field seen twice must be written the same: don't re-capture
-                    expression = re.sub(r"\?P<\w+>", "?:", expression)
-                seen |= names
-                pieces.append(expression)
-        return re.compile("".join(pieces))
+
+
+@lru_cache(maxsize=32)
+def _compile(pattern: str) -> re.Pattern:
+    """The regular expression that reads a name of *pattern* back, with one group per field."""
+    pieces, seen = [], set()
+    tokens = TOKEN.findall(pattern)
+    for index, part in enumerate(TOKEN.split(pattern)):
+        pieces.append(re.escape(part))
+        if index < len(tokens):
+            expression = _PARSE.get(tokens[index][1], r".+?")
+            names = set(re.findall(r"\?P<(\w+)>", expression))
+            if names & seen:  # a field seen twice must be written the same: don't re-capture
+                expression = re.sub(r"\?P<\w+>", "?:", expression)
+            seen |= names
+            pieces.append(expression)
+    return re.compile("".join(pieces))
 
 
 def _time_from_fields(fields: dict) -> datetime | None:

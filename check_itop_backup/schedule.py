@@ -13,7 +13,7 @@ datetime.datetime(2026, 11, 30, 23, 30)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 from datetime import datetime, timedelta
 
 from dateutil import rrule
@@ -28,13 +28,10 @@ class ScheduleError(ValueError):
     """A ``week_days`` or ``time`` setting iTop would refuse too."""
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """Backups on *weekdays* (0 = Monday) at *hour*:*minute*."""
+class Schedule(namedtuple("Schedule", "weekdays hour minute")):
+    """Backups on ``weekdays`` (a tuple, 0 = Monday) at ``hour``:``minute``."""
 
-    weekdays: tuple[int, ...]
-    hour: int
-    minute: int
+    __slots__ = ()
 
     @classmethod
     def parse(cls, week_days: str = EVERY_DAY, time: str = DEFAULT_TIME) -> Schedule:
