@@ -15,7 +15,10 @@ import sys
 from check_itop_backup import __version__
 
 # subcommand name -> (module, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "verify": ("check_itop_backup.verify_cli",
+               "Verify an archive: gzip stream, tar members, dump completeness"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
