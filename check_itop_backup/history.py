@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,19 +79,27 @@ class HistoryError(Exception):
     """The history file cannot be used (corrupt, unwritable, locked too long)."""
 
 
+class ArchiveRecord(namedtuple("ArchiveRecord", "id series path size mtime inode first_seen last_seen "
+                                                 "verdict")):
+    """One archive as the history knows it (a row of ``archives``)."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
-class ArchiveRecord:
-    """One archive as the history knows it."""
+class TicketRecord:
+    """The iTop Incident of one failure episode of a series (open while ``closed_at`` is None)."""
 
     id: int
     series: str
-    path: str
-    size: int
-    mtime: float
-    inode: int
-    first_seen: float
-    last_seen: float
-    verdict: str | None
+    ref: str | None
+    itop_key: str | None
+    title: str | None
+    org: str | None
+    opened_at: float
+    last_update_at: float | None
+    closed_at: float | None
+    state: str
 
 
 class History:
@@ -112,6 +121,7 @@ class History:
         history = cls(connection, path)
         try:
             connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute("PRAGMA synchronous = NORMAL")  # WAL: durable, no fsync per commit
             if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 connection.execute("PRAGMA journal_mode = WAL")
             history._migrate()
@@ -173,6 +183,60 @@ class History:
             (path, size, mtime, inode),
         ).fetchone()
         return ArchiveRecord(*row)
+
+    def archives_before(self, series: str, mtime: float, limit: int) -> list[ArchiveRecord]:
+        """Return up to *limit* archives of *series* modified before *mtime*, newest first."""
+        rows = self.connection.execute(
+            "SELECT * FROM archives WHERE series = ? AND mtime < ? ORDER BY mtime DESC LIMIT ?",
+            (series, mtime, limit),
+        ).fetchall()
+        return [ArchiveRecord(*row) for row in rows]
+
+    def count_archives(self, series: str) -> int:
+        """Return how many distinct archives of *series* the history has seen."""
+        return self.connection.execute(
+            "SELECT COUNT(*) FROM archives WHERE series = ?", (series,)).fetchone()[0]
+
+    def known_identities(self, series: str, since: float) -> set[tuple]:
+        """Return the (path, size, mtime, inode) of the archives of *series* modified since *since*."""
+        return set(self.connection.execute(
+            "SELECT path, size, mtime, inode FROM archives WHERE series = ? AND mtime >= ?",
+            (series, since)))
+
+    def all_archives(self) -> list[ArchiveRecord]:
+        """Return every recorded archive, by series then age."""
+        rows = self.connection.execute("SELECT * FROM archives ORDER BY series, mtime").fetchall()
+        return [ArchiveRecord(*row) for row in rows]
+
+    def open_ticket(self, series: str) -> TicketRecord | None:
+        """Return the ticket of the series' current failure episode, or None when none is open."""
+        row = self.connection.execute(
+            "SELECT * FROM tickets WHERE series = ? AND closed_at IS NULL ORDER BY id DESC LIMIT 1",
+            (series,),
+        ).fetchone()
+        return TicketRecord(*row) if row else None
+
+    def remember_ticket(self, series: str, ref: str, itop_key: str, title: str, org: str,
+                        opened_at: float, last_update_at: float | None = None) -> TicketRecord:
+        """Record the open ticket *ref* (iTop id *itop_key*) of *series*; call inside ``transaction()``."""
+        cursor = self.connection.execute(
+            "INSERT INTO tickets (series, ref, itop_key, title, org, opened_at, last_update_at, state)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'open')",
+            (series, ref, itop_key, title, org, opened_at, last_update_at),
+        )
+        return TicketRecord(cursor.lastrowid, series, ref, itop_key, title, org, opened_at,
+                            last_update_at, None, "open")
+
+    def ticket_updated(self, ticket_id: int, at: float) -> None:
+        """Note that the ticket got a log entry at *at*; call inside ``transaction()``."""
+        self.connection.execute("UPDATE tickets SET last_update_at = ? WHERE id = ?", (at, ticket_id))
+
+    def close_ticket(self, ticket_id: int, at: float, state: str) -> None:
+        """End the ticket's episode at *at*, *state* saying how; call inside ``transaction()``."""
+        self.connection.execute(
+            "UPDATE tickets SET closed_at = ?, last_update_at = ?, state = ? WHERE id = ?",
+            (at, at, state, ticket_id),
+        )
 
 
 def _reason(error: BaseException) -> str:

@@ -25,6 +25,14 @@ def fresh_nagiosplugin_runtime():
     nagiosplugin.Runtime.instance = None
 
 
+@pytest.fixture(autouse=True)
+def private_history(tmp_path, monkeypatch):
+    """Every test gets its own history file (never /var/lib/check_itop_backup)."""
+    path = tmp_path / "history.sqlite"
+    monkeypatch.setenv("CHECK_ITOP_BACKUP_HISTORY", str(path))
+    return path
+
+
 def _server_settings() -> dict:
     dsn = os.environ.get("ITOP_TEST_DB_DSN", "mysql://root@127.0.0.1:3306/")
     parsed = urlparse(dsn)
@@ -71,3 +79,12 @@ def mariadb_database(mariadb_server):
     finally:
         with pymysql.connect(**mariadb_server) as connection, connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def fake_itop():
+    """A fake iTop REST server on 127.0.0.1 that records every request it gets (tests/fake_itop.py)."""
+    from tests.fake_itop import FakeItop
+
+    with FakeItop() as itop:
+        yield itop
