@@ -1,0 +1,146 @@
+"""Build test archives from the real iTop 3.2 archive: good ones in other shapes, and broken ones.
+
+Members are written with tarfile's old-GNU headers (what iTop writes) or, for sizes from
+8 GiB, with iTop's 12-digit octal size field. ``BROKEN`` maps each kind of damage to a
+function that returns the archive bytes and the reason the verifier must give.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import tarfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+ITOP_ARCHIVE = Path(__file__).parent / "data" / "itop-2026-11-26.tar.gz"
+BLOCK = 512
+END_OF_ARCHIVE = bytes(2 * BLOCK)
+
+
+@functools.cache
+def itop_member(name: str) -> bytes:
+    """Return the content of *name* (``config-itop.php``, ``itop-dump.sql``) in the real archive."""
+    with tarfile.open(ITOP_ARCHIVE) as archive:
+        return archive.extractfile(name).read()
+
+
+def header(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE, linkname: str = "",
+           base256: bool = False) -> bytes:
+    """Return an old-GNU header block; sizes from 8 GiB get iTop's 12 octal digits without NUL.
+
+    With *base256*, the size is written in GNU base-256 form instead (what iTop cannot read).
+    """
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mtime, info.mode = kind, linkname, 1795680000, 0o644
+    block = bytearray(info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")[-BLOCK:])
+    if base256:
+        block[124:136] = b"\x80" + size.to_bytes(11, "big")
+    else:
+        block[124:136] = b"%011o\0" % size if size < 8 << 30 else b"%012o" % size
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def member(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, linkname: str = "") -> bytes:
+    """Return a whole tar member: header (with a GNU long-name entry when needed) and padded data."""
+    long_name = b""
+    if len(name.encode()) > 99:
+        encoded = name.encode() + b"\0"
+        long_name = header("././@LongLink", len(encoded), tarfile.GNUTYPE_LONGNAME) + padded(encoded)
+    return long_name + header(name[:99], len(data), kind, linkname) + padded(data)
+
+
+def padded(data: bytes) -> bytes:
+    return data + bytes(-len(data) % BLOCK)
+
+
+def itop_tar(dump: bytes | None = None, config: bytes | None = None, extra: tuple[bytes, ...] = (),
+             end: bytes = END_OF_ARCHIVE) -> bytes:
+    """Return an iTop-shaped tar: config-itop.php, *extra* members, itop-dump.sql, end marker.
+
+    *dump* and *config* default to the real archive's; pass ``b""`` for an empty member.
+    """
+    config = itop_member("config-itop.php") if config is None else config
+    dump = itop_member("itop-dump.sql") if dump is None else dump
+    return member("config-itop.php", config) + b"".join(extra) + member("itop-dump.sql", dump) + end
+
+
+def gzip_members(*parts: bytes) -> bytes:
+    """Return each part as its own gzip member, concatenated (a multi-member gzip stream)."""
+    return b"".join(gzip.compress(part, compresslevel=6, mtime=0) for part in parts)
+
+
+def zip_archive(members: dict[str, bytes]) -> bytes:
+    """Return a .zip (as iTop before 2.4 wrote) holding *members*."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _good() -> bytes:
+    return ITOP_ARCHIVE.read_bytes()
+
+
+def _flipped() -> bytes:
+    data = bytearray(_good())
+    data[len(data) // 2] ^= 0xFF
+    return bytes(data)
+
+
+_DUMP = "itop-dump.sql"
+_MIB = 1 << 20
+
+# damage -> (archive bytes, the reason the verifier must give, or its start when it ends with "...")
+BROKEN: dict[str, Callable[[], tuple[bytes, str]]] = {
+    "truncated": lambda: (_good()[:600_000],
+                          "gzip stream truncated: the file ends after 585.9 KiB "
+                          "in the middle of compressed data"),
+    "one byte flipped": lambda: (_flipped(), "gzip stream corrupt after byte ..."),
+    "not gzip": lambda: (itop_tar(), "not a gzip or zip file"),
+    "gzip of garbage": lambda: (gzip_members(bytes(range(256)) * 64),
+                                "the gzip stream does not hold a tar archive "
+                                "(tar header at offset 0 has a bad checksum)"),
+    "missing itop-dump.sql": lambda: (gzip_members(member("config-itop.php", itop_member("config-itop.php"))
+                                                   + END_OF_ARCHIVE),
+                                      "required member itop-dump.sql is missing"),
+    "missing config-itop.php": lambda: (gzip_members(member(_DUMP, itop_member(_DUMP)) + END_OF_ARCHIVE),
+                                        "required member config-itop.php is missing"),
+    "dump without trailer": lambda: (gzip_members(itop_tar(dump=itop_member(_DUMP)[:_MIB])),
+                                     "itop-dump.sql ends without the mysqldump completion trailer: "
+                                     "dump truncated at 1.0 MiB"),
+    "empty dump": lambda: (gzip_members(itop_tar(dump=b"")), "itop-dump.sql is empty"),
+    "dump without tables": lambda: (gzip_members(itop_tar(dump=b"-- nothing\n-- Dump completed on 2026\n")),
+                                    "itop-dump.sql contains no CREATE TABLE statement"),
+    "config does not parse": lambda: (gzip_members(itop_tar(config=b"<?php $MySettings = array(;")),
+                                      "config-itop.php does not parse: ..."),
+    "traversal name": lambda: (gzip_members(itop_tar(extra=(member("../../etc/cron.d/x", b"x"),))),
+                               "member '../../etc/cron.d/x' climbs out of the target directory with '..'"),
+    "absolute name": lambda: (gzip_members(itop_tar(extra=(member("/etc/cron.d/x", b"x"),))),
+                              "member '/etc/cron.d/x' has an absolute path"),
+    "symlink member": lambda: (gzip_members(itop_tar(extra=(
+        member("production-modules/passwd", kind=tarfile.SYMTYPE, linkname="/etc/passwd"),))),
+        "symlink member 'production-modules/passwd' points outside the archive (-> /etc/passwd)"),
+    "device member": lambda: (gzip_members(itop_tar(extra=(member("dev/sda", kind=tarfile.BLKTYPE),))),
+                              "member 'dev/sda' is a block device"),
+    "trailing garbage": lambda: (_good() + b"garbage!",
+                                 "trailing garbage after the gzip stream at byte 1158231"),
+    "tar cut inside the dump": lambda: (gzip_members(itop_tar()[:200_000]),
+                                        "tar stream ends inside member itop-dump.sql: "
+                                        "187200 of 1424757 bytes"),
+    "no end-of-archive marker": lambda: (gzip_members(itop_tar(end=b"")),
+                                         "tar stream ends without the end-of-archive marker"),
+    "corrupt zip member": lambda: (_corrupt_zip(), "zip member itop-dump.sql is corrupt: ..."),
+}
+
+
+def _corrupt_zip() -> bytes:
+    data = bytearray(zip_archive({"config-itop.php": itop_member("config-itop.php"),
+                                  _DUMP: itop_member(_DUMP)}))
+    data[len(data) // 2] ^= 0xFF
+    return bytes(data)
