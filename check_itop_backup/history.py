@@ -114,6 +114,8 @@ class History:
         """Open (creating it and its directory if needed) and migrate the history at *path*."""
         try:
             parent = os.path.dirname(os.path.abspath(path))
+            if os.path.exists(parent) and not os.path.isdir(parent):
+                raise HistoryError(f"cannot open history {path}: {parent} is not a directory")
             os.makedirs(parent, exist_ok=True)
             connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except (OSError, sqlite3.Error) as error:
@@ -236,6 +238,15 @@ class History:
         self.connection.execute(
             "UPDATE tickets SET closed_at = ?, last_update_at = ?, state = ? WHERE id = ?",
             (at, at, state, ticket_id),
+        )
+
+    def record_run(self, series: str, started: float, finished: float, archive_path: str | None,
+                   size: int | None, status: str, message: str) -> None:
+        """Record one runner run (``ok`` or ``failed``); call inside ``transaction()``."""
+        self.connection.execute(
+            "INSERT INTO runs (series, started, finished, archive_path, size, status, message)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (series, started, finished, archive_path, size, status, message),
         )
 
 
