@@ -18,6 +18,8 @@ from check_itop_backup import __version__
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("check_itop_backup.verify_cli",
                "Verify an archive: gzip stream, tar members, dump completeness"),
+    "run": ("check_itop_backup.runner_cli", "Dump the iTop database into an archive iTop's restore accepts"),
+    "history": ("check_itop_backup.history_cli", "List the archives recorded in the history"),
 }
 
 

@@ -16,15 +16,28 @@ from collections.abc import Callable
 import nagiosplugin
 
 from check_itop_backup import __version__, deadline
-from check_itop_backup.config import DEFAULT_GRACE, DEFAULT_SETTLE, CheckSettings, ConfigError, check_settings
+from check_itop_backup.config import (
+    DEFAULT_GRACE,
+    DEFAULT_HISTORY,
+    DEFAULT_SETTLE,
+    HISTORY_ENV,
+    CheckSettings,
+    ConfigError,
+    check_settings,
+)
 from check_itop_backup.deadline import Deadline, StageTimeoutError
-from check_itop_backup.probe import ItopBackup
+from check_itop_backup.history import History, HistoryError
+from check_itop_backup.probe import ItopBackup, record_verdict
 from check_itop_backup.units import format_duration
 from check_itop_backup.verdict import (
     AgeContext,
     ArchiveContext,
     ItopBackupSummary,
+    ReductionContext,
+    ReportContext,
+    RetentionContext,
     SizeContext,
+    TrendContext,
     describe_slot,
 )
 
@@ -41,7 +54,9 @@ missing, empty or not above --size-min; WARNING/CRITICAL when older than --warni
 config, timeout). An archive modified in the last --settle seconds is still being written:
 the previous one is judged instead.
 
-Perfdata: age (s, since the archive was last written), size (B).
+Perfdata: age (s, since the archive was last written), size (B), size_change (%, vs the
+baseline), baseline (B, median of earlier good archives), size_z (robust z-score), history
+(archives recorded for this pattern).
 """
 
 
@@ -96,6 +111,26 @@ def build_check_parser() -> argparse.ArgumentParser:
     judge.add_argument("--size-min", metavar="SIZE",
                        help="CRITICAL when the archive is not above SIZE: bytes, 20MB or 20MiB "
                             "(iTop's check_size_min; default 0: only an empty archive)")
+    trend = parser.add_argument_group("size history and trend")
+    trend.add_argument("--history", metavar="PATH",
+                       help=f"the SQLite history of archives (default: ${HISTORY_ENV}, "
+                            f"else {DEFAULT_HISTORY})")
+    trend.add_argument("--baseline-count", metavar="N", type=int, default=7,
+                       help="baseline = median size of the last N archives not judged CRITICAL "
+                            "(default %(default)s)")
+    trend.add_argument("--min-history", metavar="N", type=int, default=3,
+                       help="fewer earlier archives than this: OK, learning (default %(default)s)")
+    trend.add_argument("--warning-change", metavar="RANGE", default="-20:100",
+                       help="WARNING when the size change vs the baseline, in percent, is outside "
+                            "RANGE (default %(default)s: shrunk by 20%% or grown by 100%%)")
+    trend.add_argument("--critical-change", metavar="RANGE", default="-50:300",
+                       help="CRITICAL when the size change is outside RANGE (default %(default)s)")
+    trend.add_argument("--size-reduction-max", metavar="PCT",
+                       help="CRITICAL when the archive is more than PCT%% smaller than the previous "
+                            "one (iTop's check_size_reduction_max)")
+    trend.add_argument("--retention-count", metavar="N", type=int,
+                       help="archives kept by iTop's retention (default: the config's "
+                            "retention_count): WARNING when fewer are found")
     judge.add_argument("--settle", metavar="SECONDS", default=str(int(DEFAULT_SETTLE)),
                        help="an archive modified less than this ago is still being written "
                             "(default %(default)s)")
@@ -105,6 +140,9 @@ def build_check_parser() -> argparse.ArgumentParser:
                           "object, exit 0 whatever the state (for Zabbix)")
     run.add_argument("--print-expected", action="store_true",
                      help="print the resolved pattern, schedule slot and expected name, then exit")
+    run.add_argument("--discover", metavar="DIR",
+                     help="print Zabbix low-level discovery JSON for the iTop param files "
+                          "DIR/*.params (one instance each), then exit")
     run.add_argument("-t", "--timeout", metavar="SECONDS", type=float, default=30.0,
                      help="give up with UNKNOWN after this long (default %(default)g)")
     run.add_argument("-v", "--verbose", action="count", default=0,
@@ -115,10 +153,11 @@ def build_check_parser() -> argparse.ArgumentParser:
 
 
 class ItopBackupCheck(nagiosplugin.Check):
-    """A Check that runs follow-up actions (tickets, history) once the verdict is known.
+    """A Check that records its verdict in the history, then runs follow-up actions (tickets).
 
-    Each action gets the finished check and returns lines for the long output. An action
-    never changes the verdict: its errors become a warning line.
+    A history that cannot be written makes the run UNKNOWN (HistoryError). Each action gets
+    the finished check and returns lines for the long output; an action never changes the
+    verdict: its errors become a warning line.
     """
 
     def __init__(self, *objects: object, actions: list[Callable] | None = None) -> None:
@@ -128,6 +167,7 @@ class ItopBackupCheck(nagiosplugin.Check):
 
     def __call__(self) -> None:
         super().__call__()
+        record_verdict(self)
         for action in self.actions:
             try:
                 self.action_lines.extend(action(self) or [])
@@ -137,12 +177,16 @@ class ItopBackupCheck(nagiosplugin.Check):
                 log.warning("%s failed: %s", getattr(action, "__name__", "action"), error)
 
 
-def build_check(settings: CheckSettings) -> ItopBackupCheck:
+def build_check(settings: CheckSettings, history: History) -> ItopBackupCheck:
     return ItopBackupCheck(
-        ItopBackup(settings),
+        ItopBackup(settings, history),
         ArchiveContext(settings),
         AgeContext(settings.warning_age, settings.critical_age),
         SizeContext(settings.size_min),
+        TrendContext(settings.warning_change, settings.critical_change),
+        ReductionContext(settings.size_reduction_max),
+        RetentionContext(),
+        ReportContext(),
         ItopBackupSummary(settings),
     )
 
@@ -195,8 +239,13 @@ def _run(args: argparse.Namespace, runtime: nagiosplugin.Runtime) -> int:
     if args.print_expected:
         print_expected(settings)
         return 0
-    check = build_check(settings)
-    check()
+    with deadline.current.stage(f"opening the history {settings.history_path}"):
+        history = History.open(settings.history_path)
+    try:
+        check = build_check(settings, history)
+        check()
+    finally:
+        history.close()
     if args.format == "json":
         import json
 
@@ -220,16 +269,29 @@ def _unknown(args: argparse.Namespace, message: str) -> int:
     return UNKNOWN
 
 
+def _discover(directory: str) -> int:
+    from check_itop_backup.discover import DiscoveryError, discovery_json
+
+    try:
+        print(discovery_json(directory))
+    except DiscoveryError as error:
+        print(f"{PLUGIN} UNKNOWN - {error}")
+        return UNKNOWN
+    return 0
+
+
 def check_main(argv: list[str] | None = None) -> None:
     """Entry point of ``check_itop_backup``."""
     args = build_check_parser().parse_args(argv)
+    if args.discover:
+        sys.exit(_discover(args.discover))
     runtime = _capture_logs(args.verbose)
     deadline.current = Deadline(args.timeout).start()
     try:
         status = _run(args, runtime)
     except StageTimeoutError as error:
         status = _unknown(args, str(error))
-    except ConfigError as error:
+    except (ConfigError, HistoryError) as error:
         status = _unknown(args, str(error))
     except Exception as error:  # noqa: BLE001 - a plugin must answer UNKNOWN, not crash
         status = _unknown(args, f"internal error: {type(error).__name__}: {error}")

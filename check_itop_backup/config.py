@@ -15,6 +15,8 @@ from collections import namedtuple
 from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 
+from check_itop_backup.history import DEFAULT_PATH as DEFAULT_HISTORY
+from check_itop_backup.history import ENV_VAR as HISTORY_ENV
 from check_itop_backup.naming import SCHEDULED_FORMAT, NamePattern, host_of
 from check_itop_backup.paramfile import ParamFileError, load_param_files
 from check_itop_backup.schedule import DEFAULT_TIME, EVERY_DAY, Schedule, ScheduleError
@@ -75,13 +77,17 @@ def read_itop_config(path: str) -> ItopConfig:
 
 class CheckSettings(namedtuple("CheckSettings", "pattern timezone timezone_name schedule grace now "
                                                  "settle size_min warning_age critical_age params "
-                                                 "itop_config")):
+                                                 "itop_config history_path baseline_count min_history "
+                                                 "warning_change critical_change size_reduction_max "
+                                                 "retention_count")):
     """Everything the probe needs to decide, resolved from all sources.
 
     ``pattern`` (NamePattern), ``timezone`` (tzinfo or None for local) and its name,
     ``schedule`` (Schedule), ``grace`` (timedelta), ``now`` (aware datetime), ``settle`` (s),
     ``size_min`` (B), ``warning_age``/``critical_age`` (s or None), ``params`` (the merged
-    param files), ``itop_config`` (ItopConfig or None).
+    param files), ``itop_config`` (ItopConfig or None), ``history_path``, ``baseline_count`` and
+    ``min_history`` (archives), ``warning_change``/``critical_change`` (percent ranges),
+    ``size_reduction_max`` (percent or None), ``retention_count`` (archives or None).
     """
 
     __slots__ = ()
@@ -172,6 +178,8 @@ def check_settings(args: Namespace) -> CheckSettings:
     except ScheduleError as error:
         raise ConfigError(str(error)) from None
     size_min_text = args.size_min or params.get("check_size_min") or "0"
+    reduction_text = args.size_reduction_max or params.get("check_size_reduction_max")
+    retention = args.retention_count if args.retention_count is not None else backup.get("retention_count")
     return CheckSettings(
         pattern=pattern,
         timezone=timezone,
@@ -187,4 +195,33 @@ def check_settings(args: Namespace) -> CheckSettings:
         if args.critical_age else None,
         params=params,
         itop_config=itop,
+        history_path=args.history or os.environ.get(HISTORY_ENV) or DEFAULT_HISTORY,
+        baseline_count=args.baseline_count,
+        min_history=args.min_history,
+        warning_change=_percent_range(args.warning_change, "--warning-change"),
+        critical_change=_percent_range(args.critical_change, "--critical-change"),
+        size_reduction_max=_parse(float, reduction_text.rstrip("% "), "--size-reduction-max")
+        if reduction_text else None,
+        retention_count=_positive(retention, "retention_count"),
     )
+
+
+def _percent_range(text: str, option: str) -> str:
+    """Check a percent range such as ``-20:100`` (nagiosplugin's Range syntax) and return it."""
+    import nagiosplugin
+
+    try:
+        nagiosplugin.Range(text)
+    except ValueError:
+        raise ConfigError(f"{option}: invalid range {text!r} (use e.g. -20:100)") from None
+    return text
+
+
+def _positive(value: object, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: not a number: {value!r}") from None
+    return number if number > 0 else None

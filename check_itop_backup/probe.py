@@ -1,8 +1,12 @@
 """Data acquisition: the ``ItopBackup`` nagiosplugin Resource.
 
-It asks the schedule which backup is due, the finder which archive to judge, and yields
-the metrics the contexts in ``verdict.py`` judge: ``archive`` (the selection itself),
-``age`` (s) and ``size`` (B). It raises ``CheckError`` only when it cannot tell.
+It asks the schedule which backup is due, the finder which archive to judge and the
+history how big the earlier archives were, and yields the metrics the contexts in
+``verdict.py`` judge: ``archive`` (the selection), ``age`` (s), ``size`` (B), ``trend``
+(size against the baseline), ``history`` (archives known), and when configured
+``size_reduction`` (iTop's rule) and ``retention``. It only reads the history; the
+verdict is written back in one transaction once known (``record_verdict``).
+It raises ``CheckError`` only when it cannot tell.
 """
 
 from __future__ import annotations
@@ -15,21 +19,35 @@ import nagiosplugin
 
 from check_itop_backup import deadline
 from check_itop_backup.config import CheckSettings
-from check_itop_backup.finder import FinderError, Selection, list_series, select
+from check_itop_backup.finder import ArchiveFile, FinderError, Selection, list_series, select
+from check_itop_backup.history import History, HistoryError
+from check_itop_backup.trend import change_from, size_trend
 
 log = logging.getLogger(__name__)
+
+
+class Learning:
+    """Too few earlier archives for a trend: *samples* of the *needed*."""
+
+    def __init__(self, samples: int, needed: int) -> None:
+        self.samples, self.needed = samples, needed
 
 
 class ItopBackup(nagiosplugin.Resource):
     """The newest backup archive of one iTop instance."""
 
-    def __init__(self, settings: CheckSettings) -> None:
+    def __init__(self, settings: CheckSettings, history: History) -> None:
         self.settings = settings
+        self.history = history
         self.selection: Selection | None = None
 
     @property
     def name(self) -> str:
         return "ITOP_BACKUP"
+
+    @property
+    def series(self) -> str:
+        return self.settings.pattern.pattern
 
     def probe(self) -> Iterator[nagiosplugin.Metric]:
         settings = self.settings
@@ -45,7 +63,86 @@ class ItopBackup(nagiosplugin.Resource):
                                 settings.to_epoch, settings.now.timestamp(), settings.settle)
         yield nagiosplugin.Metric("archive", self.selection, context="archive")
         judged = self.selection.judged
-        if judged is not None:
-            age = max(0, int(settings.now.timestamp() - judged.mtime))
-            yield nagiosplugin.Metric("age", age, uom="s", min=0, context="age")
-            yield nagiosplugin.Metric("size", judged.size, uom="B", min=0, context="size")
+        if judged is None:
+            return
+        age = max(0, int(settings.now.timestamp() - judged.mtime))
+        yield nagiosplugin.Metric("age", age, uom="s", min=0, context="age")
+        yield nagiosplugin.Metric("size", judged.size, uom="B", min=0, context="size")
+        with deadline.current.stage(f"reading the history {self.history.path}"):
+            try:
+                yield from self._history_metrics(judged, archives)
+            except HistoryError as error:
+                raise nagiosplugin.CheckError(str(error)) from None
+
+    def _history_metrics(self, judged: ArchiveFile, archives: list[ArchiveFile]
+                         ) -> Iterator[nagiosplugin.Metric]:
+        settings = self.settings
+        earlier = self._earlier_archives(judged, archives)
+        good = [a.size for a in earlier if a.verdict != "critical"][:settings.baseline_count]
+        if len(good) >= settings.min_history:
+            trend = size_trend(judged.size, good)
+            yield nagiosplugin.Metric("trend", trend, context="trend")
+            yield nagiosplugin.Metric("baseline", int(trend.baseline), uom="B", min=0, context="report")
+            yield nagiosplugin.Metric("size_z", round(trend.z, 2), context="report")
+        else:
+            yield nagiosplugin.Metric("trend", Learning(len(good), settings.min_history), context="trend")
+        known = self._count_known(archives)
+        yield nagiosplugin.Metric("history", known, min=0, context="report")
+        if settings.size_reduction_max is not None and earlier:
+            change = change_from(judged.size, earlier[0].size)
+            if change is not None:
+                yield nagiosplugin.Metric("size_reduction", (change, earlier[0].path),
+                                          context="size_reduction")
+        if settings.retention_count:
+            expected = min(settings.retention_count, known)
+            yield nagiosplugin.Metric("retention", (len(archives), expected), context="retention")
+
+    def _earlier_archives(self, judged: ArchiveFile, archives: list[ArchiveFile]) -> list:
+        """Archives before *judged*, newest first: the history's, plus those on disk it lacks."""
+        limit = self.settings.baseline_count + len(archives)
+        recorded = self.history.archives_before(self.series, judged.mtime, limit)
+        identities = {(r.path, r.size, r.mtime, r.inode) for r in recorded}
+        unrecorded = [_Unjudged(a) for a in archives if a.mtime < judged.mtime
+                      and (a.path, a.size, a.mtime, a.inode) not in identities]
+        return sorted(list(recorded) + unrecorded, key=lambda a: a.mtime, reverse=True)
+
+    def _count_known(self, archives: list[ArchiveFile]) -> int:
+        """How many distinct archives of the series exist or existed, this run's included."""
+        oldest = min(a.mtime for a in archives)
+        known = self.history.known_identities(self.series, oldest)
+        new = [a for a in archives if (a.path, a.size, a.mtime, a.inode) not in known]
+        return self.history.count_archives(self.series) + len(new)
+
+
+class _Unjudged:
+    """An archive on disk the history has not recorded yet: no verdict."""
+
+    verdict = None
+
+    def __init__(self, archive: ArchiveFile) -> None:
+        self.path, self.size, self.mtime = archive.path, archive.size, archive.mtime
+
+
+ARCHIVE_QUALITY = {"size", "trend", "size_reduction"}  # results about the archive itself
+
+
+def record_verdict(check: nagiosplugin.Check) -> list[str]:
+    """Write every archive seen on disk, and the judged one's verdict, in one transaction.
+
+    The verdict stored is the worst of the results about the archive itself (not lateness,
+    which is the schedule's fault, not the archive's): a CRITICAL one stays out of baselines.
+    """
+    resource = check.resources[0]
+    selection = resource.selection
+    if selection is None or not selection.archives:
+        return []
+    states = [r.state for r in check.results if r.metric is not None and r.metric.name in ARCHIVE_QUALITY]
+    verdict = str(max(states)) if states else None
+    now = resource.settings.now.timestamp()
+    with deadline.current.stage(f"writing the history {resource.history.path}"), \
+            resource.history.transaction():
+        for archive in selection.archives:
+            resource.history.record_archive(
+                resource.series, archive.path, archive.size, archive.mtime, archive.inode, now,
+                verdict if archive == selection.judged else None)
+    return []

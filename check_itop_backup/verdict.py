@@ -10,10 +10,12 @@ import os
 from datetime import datetime
 
 import nagiosplugin
-from nagiosplugin.state import Critical, Ok
+from nagiosplugin.performance import Performance
+from nagiosplugin.state import Critical, Ok, Warn
 
 from check_itop_backup.config import CheckSettings
 from check_itop_backup.finder import Selection
+from check_itop_backup.probe import Learning
 from check_itop_backup.units import format_duration, format_size
 
 
@@ -106,6 +108,75 @@ class SizeContext(nagiosplugin.ScalarContext):
         return self.result_cls(Critical, hint, metric)
 
 
+class TrendContext(nagiosplugin.Context):
+    """The size against the median of earlier good archives, as a percent change judged by
+    separate ranges for shrinking and growing (``-20:100`` warns below -20 % or above +100 %)."""
+
+    def __init__(self, warning: str, critical: str) -> None:
+        super().__init__("trend", result_cls=Finding)
+        self.warning, self.critical = nagiosplugin.Range(warning), nagiosplugin.Range(critical)
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        trend = metric.value
+        if isinstance(trend, Learning):
+            return self.result_cls(Ok, f"learning size history ({trend.samples}/{trend.needed})", metric)
+        change = round(trend.change, 1)
+        state = Critical if not self.critical.match(change) else (
+            Warn if not self.warning.match(change) else Ok)
+        hint = (f"size {format_size(trend.size)} is {change:+.0f}% vs median "
+                f"{format_size(trend.baseline)} of the last {trend.samples} backups")
+        return self.result_cls(state, hint, metric)
+
+    def performance(self, metric: nagiosplugin.Metric, resource: object) -> Performance | None:
+        if isinstance(metric.value, Learning):
+            return None
+        return Performance("size_change", round(metric.value.change, 1), "%",
+                           self.warning, self.critical)
+
+
+class ReportContext(nagiosplugin.Context):
+    """Perfdata only (baseline, size_z, history): always OK, no thresholds."""
+
+    def __init__(self) -> None:
+        super().__init__("report")
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        return self.result_cls(Ok, None, metric)
+
+    def performance(self, metric: nagiosplugin.Metric, resource: object) -> Performance:
+        return Performance(metric.name, metric.value, metric.uom, min=metric.min)
+
+
+class ReductionContext(nagiosplugin.Context):
+    """iTop's ``check_size_reduction_max``: CRITICAL when the archive shrank by more than the
+    limit against the previous archive (whatever that one's verdict)."""
+
+    def __init__(self, limit: float | None) -> None:
+        super().__init__("size_reduction", result_cls=Finding)
+        self.limit = limit
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        change, previous = metric.value
+        if change >= -self.limit:
+            return self.result_cls(Ok, None, metric)
+        hint = (f"{_name(resource.selection.judged.path)} is {-change:.0f}% smaller than "
+                f"{_name(previous)} (check_size_reduction_max {self.limit:g}%)")
+        return self.result_cls(Critical, hint, metric)
+
+
+class RetentionContext(nagiosplugin.Context):
+    """All archives iTop's ``retention_count`` keeps should be there."""
+
+    def __init__(self) -> None:
+        super().__init__("retention", result_cls=Finding)
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        found, expected = metric.value
+        if found >= expected:
+            return self.result_cls(Ok, None, metric)
+        return self.result_cls(Warn, f"{expected} archives expected (retention), {found} found", metric)
+
+
 def _upper(limit: float | None) -> str | None:
     return None if limit is None else f"{int(limit)}"
 
@@ -121,6 +192,10 @@ class ItopBackupSummary(nagiosplugin.Summary):
         judged = selection.judged
         text = (f"{_name(judged.path)}: {format_duration(results['age'].metric.value)} old, "
                 f"{format_size(judged.size)}")
+        if "trend" in results:
+            trend = results["trend"].metric.value
+            text += (f", {results['trend'].hint}" if isinstance(trend, Learning)
+                     else f", {trend.change:+.0f}% vs median of {trend.samples}")
         return self._with_progress(selection, text)
 
     def problem(self, results: nagiosplugin.Results) -> str:

@@ -33,8 +33,9 @@ def test_ok_names_the_archive_its_age_and_size_with_perfdata(tmp_path):
     run = check(tmp_path)
 
     assert run.exit_code == 0
-    assert run.status_line == "ITOP_BACKUP OK - itop-2026-11-26_23_30.tar.gz: 10h 26m old, 1.1 MiB"
-    assert run.perfdata == f"age=37560s;;;0 size={ARCHIVE_SIZE}B;;1:;0"
+    assert run.status_line == ("ITOP_BACKUP OK - itop-2026-11-26_23_30.tar.gz: 10h 26m old, 1.1 MiB"
+            ", learning size history (0/3)")
+    assert run.perfdata == f"age=37560s;;;0 history=1;;;0 size={ARCHIVE_SIZE}B;;1:;0"
 
 
 def test_a_date_pattern_without_todays_archive_is_critical_and_names_the_newest(tmp_path):
@@ -45,7 +46,7 @@ def test_a_date_pattern_without_todays_archive_is_critical_and_names_the_newest(
     assert run.exit_code == 2
     assert run.status_line == ("ITOP_BACKUP CRITICAL - itop-2026-11-26.tar.gz is missing (backup due "
                                "Thu 2026-11-26 23:30); newest is itop-2026-11-25.tar.gz, 1d 10h old")
-    assert run.perfdata == f"age=123600s;;;0 size={ARCHIVE_SIZE}B;;1:;0"
+    assert run.perfdata == f"age=123600s;;;0 history=1;;;0 size={ARCHIVE_SIZE}B;;1:;0"
 
 
 def test_a_minute_pattern_with_zero_matches_is_critical_never_ok(tmp_path):
@@ -78,7 +79,7 @@ def test_a_literal_path_older_than_the_critical_age_is_critical(tmp_path):
 
     assert run.exit_code == 2
     assert run.status_line == "ITOP_BACKUP CRITICAL - itop.tar.gz is 1d 6h old (more than 1d 2h)"
-    assert run.perfdata == f"age=108000s;72000;93600;0 size={ARCHIVE_SIZE}B;;1:;0"
+    assert run.perfdata == f"age=108000s;72000;93600;0 history=1;;;0 size={ARCHIVE_SIZE}B;;1:;0"
 
 
 def test_an_archive_older_than_the_warning_age_only_is_a_warning(tmp_path):
@@ -109,7 +110,7 @@ def test_an_archive_not_above_size_min_is_critical_with_both_values(tmp_path):
     assert run.exit_code == 2
     assert run.status_line == (f"ITOP_BACKUP CRITICAL - itop-2026-11-26_23_30.tar.gz is 1.1 MiB "
                                f"({ARCHIVE_SIZE} B), not above the 20000000 B minimum")
-    assert run.perfdata == f"age=37560s;;;0 size={ARCHIVE_SIZE}B;;20000001:;0"
+    assert run.perfdata == f"age=37560s;;;0 history=1;;;0 size={ARCHIVE_SIZE}B;;20000001:;0"
 
 
 def test_an_empty_archive_is_always_critical(tmp_path):
@@ -131,7 +132,7 @@ def test_an_archive_still_being_written_is_skipped_and_the_previous_one_judged(t
     assert run.exit_code == 0
     assert run.status_line == (
         "ITOP_BACKUP OK - itop-2026-11-27_09_59.tar.gz is still being written (30s ago); "
-        "previous archive itop-2026-11-26_23_30.tar.gz: 10h 26m old, 1.1 MiB")
+        "previous archive itop-2026-11-26_23_30.tar.gz: 10h 26m old, 1.1 MiB, learning size history (0/3)")
 
 
 def test_the_slots_archive_being_written_past_its_grace_judges_the_previous_slot(tmp_path):
@@ -143,7 +144,7 @@ def test_the_slots_archive_being_written_past_its_grace_judges_the_previous_slot
     assert run.exit_code == 0
     assert run.status_line == (
         "ITOP_BACKUP OK - itop-2026-11-26_23_30.tar.gz is still being written (10s ago); "
-        "previous archive itop-2026-11-25_23_30.tar.gz: 1d 10h old, 1.1 MiB")
+        "previous archive itop-2026-11-25_23_30.tar.gz: 1d 10h old, 1.1 MiB, learning size history (0/3)")
 
 
 @pytest.mark.parametrize("now", [
@@ -187,7 +188,8 @@ def test_names_follow_itops_timezone_not_utc_near_midnight(tmp_path):
     assert f"expected name: {tmp_path}/itop-2026-11-27.tar.gz" in paris.stdout.splitlines()
     assert f"expected name: {tmp_path}/itop-2026-11-26.tar.gz" in utc.stdout.splitlines()
     assert verdict.exit_code == 0
-    assert verdict.status_line == "ITOP_BACKUP OK - itop-2026-11-27.tar.gz: 33m 0s old, 1.1 MiB"
+    assert verdict.status_line == ("ITOP_BACKUP OK - itop-2026-11-27.tar.gz: 33m 0s old, 1.1 MiB"
+            ", learning size history (0/3)")
 
 
 def test_a_bad_option_exits_unknown_not_critical(tmp_path):
@@ -263,7 +265,8 @@ def test_itops_config_gives_the_default_location_schedule_and_timezone(tmp_path)
     run = run_check("--itop-config", config, "--now", "2026-11-30T18:00:00+00:00", "-v")
 
     assert run.exit_code == 0
-    assert run.status_line == "ITOP_BACKUP OK - itop-2026-11-27_23_30.tar.gz: 2d 19h old, 1.1 MiB"
+    assert run.status_line == ("ITOP_BACKUP OK - itop-2026-11-27_23_30.tar.gz: 2d 19h old, 1.1 MiB"
+            ", learning size history (0/3)")
     assert run.long_output[:2] == [
         f"pattern: {root}/data/backups/auto/itop-%Y-%m-%d_%H_%M.tar.gz (timezone Europe/Paris)",
         "schedule: Mon-Fri 23:30, grace 2h 0m; expected the backup of Fri 2026-11-27 23:30: "
@@ -295,7 +298,8 @@ def test_the_param_files_backup_file_is_used_when_no_pattern_is_given(tmp_path):
                     "--now", NOW.isoformat())
 
     assert run.exit_code == 0
-    assert run.status_line == "ITOP_BACKUP OK - itop-2026-11-26.tar.gz: 10h 26m old, 1.1 MiB"
+    assert run.status_line == ("ITOP_BACKUP OK - itop-2026-11-26.tar.gz: 10h 26m old, 1.1 MiB"
+            ", learning size history (0/3)")
 
 
 def test_json_format_prints_one_object_and_exits_zero_even_when_critical(tmp_path):
