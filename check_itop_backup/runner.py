@@ -1,0 +1,376 @@
+"""One backup run: lock, pre-flight, streamed dump into a hidden temporary archive, rename, retention.
+
+The archive is written as ``.itop-backup-*.tmp`` in the target directory, fsynced, then
+renamed to its final name: a killed run never leaves a file under the final name, and the
+next run (holding the lock) removes such stale temporaries. Retention runs only after a
+successful rename. Every run, good or bad, is recorded in the history's ``runs`` table;
+a history failure is only a warning, it never masks the run's own outcome.
+
+Members, in order: ``config-itop.php``, ``delta.xml``, ``<env>-modules/``, extra files at
+their iTop-relative paths, ``manifest.json``, ``itop-dump.sql`` (last, as iTop writes it).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import glob
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from check_itop_backup import __version__
+from check_itop_backup.credentials import defaults_file_pipe
+from check_itop_backup.dump import (
+    DatabaseSettings,
+    DumpError,
+    DumpProcess,
+    ServerFacts,
+    dump_command,
+    find_dump_program,
+    preflight,
+)
+from check_itop_backup.naming import NamePattern
+from check_itop_backup.retention import select_expired
+from check_itop_backup.tarstream import TarGzWriter, needs_own_restore
+
+_log = logging.getLogger(__name__)
+
+DUMP_MEMBER = "itop-dump.sql"
+MANIFEST_MEMBER = "manifest.json"
+TEMP_PREFIX = ".itop-backup-"
+TEMP_SUFFIX = ".tmp"
+LOCK_NAME = ".itop-backup.lock"
+_SKIPPED_DIRS = (".git", ".svn")
+
+
+class BackupError(Exception):
+    """The run failed; the message is one line for people. Nothing under the final name changed."""
+
+
+@dataclass(frozen=True)
+class BackupJob:
+    """Everything one run needs, resolved from the config, param files and options."""
+
+    pattern: NamePattern  # an absolute path pattern
+    database: DatabaseSettings
+    config_path: str = ""  # config-itop.php, archived as is
+    itop_root: str = ""  # for delta.xml, <env>-modules and extra files
+    environment: str = "production"
+    extra_files: tuple[str, ...] = ()
+    retention_count: int = 0
+    mysql_bindir: str = ""
+    level: int = 6
+    workers: int | None = None
+    wait: bool = False
+    timezone: str = ""  # iTop names archives in its config's timezone
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member to archive before the dump: a file or a directory (*source* None)."""
+
+    name: str
+    source: str | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do (``--dry-run`` prints it)."""
+
+    archive: str
+    command: tuple[str, ...]
+    members: tuple[str, ...]
+    facts: ServerFacts
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """A finished run."""
+
+    archive: str
+    size: int
+    dump_size: int
+    seconds: float
+    deleted: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+
+def naming_time(job: BackupJob) -> datetime:
+    """Return the naive local time to name the archive with (in the config's timezone if set)."""
+    if job.timezone:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            return datetime.now(ZoneInfo(job.timezone)).replace(tzinfo=None)
+        except (ZoneInfoNotFoundError, ValueError):
+            _log.warning("unknown timezone %r in the iTop config: naming in local time", job.timezone)
+    return datetime.now()  # noqa: DTZ005 - iTop names are naive local times
+
+
+def plan(job: BackupJob) -> Plan:
+    """Return the archive name, the dump command (no password in it) and the member names."""
+    try:
+        facts = preflight(job.database)
+        program = find_dump_program(job.mysql_bindir)
+    except DumpError as error:
+        raise BackupError(str(error)) from None
+    command = dump_command(program, "--defaults-extra-file=<pipe>", job.database, facts)
+    names = tuple(m.name for m in members_of(job)) + (MANIFEST_MEMBER, DUMP_MEMBER)
+    return Plan(job.pattern.render(naming_time(job)), command, names, facts)
+
+
+def members_of(job: BackupJob) -> list[Member]:
+    """Return the members before the manifest and the dump, in iTop's order.
+
+    Raise BackupError for an extra file outside the iTop root, as iTop does.
+    """
+    members = [Member("config-itop.php", job.config_path)] if job.config_path else []
+    if not job.itop_root:
+        if job.extra_files:
+            raise BackupError("extra files need the iTop root: give --itop-config conf/<env>/config-itop.php "
+                              "of an installed iTop, or --itop-root")
+        return members
+    data = os.path.join(job.itop_root, "data")
+    delta = os.path.join(data, f"{job.environment}.delta.xml")
+    if os.path.isfile(delta):
+        members.append(Member("delta.xml", delta))
+    members += _tree(f"{job.environment}-modules", os.path.join(data, f"{job.environment}-modules"))
+    root = os.path.realpath(job.itop_root)
+    for relative in job.extra_files:
+        source = os.path.join(job.itop_root, relative)
+        if not os.path.realpath(source).startswith(root + os.sep):
+            raise BackupError(f"Backup: Aborting, resource '{relative}'. Considered as UNSAFE because "
+                              "not inside the iTop directory.")
+        if os.path.exists(source):
+            members += _tree(os.path.relpath(os.path.realpath(source), root), source)
+    return members
+
+
+def _tree(name: str, source: str) -> list[Member]:
+    if os.path.isfile(source):
+        return [Member(name, source)]
+    if not os.path.isdir(source):
+        return []
+    found = [Member(name, None)]
+    for entry in sorted(os.listdir(source)):
+        if entry not in _SKIPPED_DIRS:
+            found += _tree(f"{name}/{entry}", os.path.join(source, entry))
+    return found
+
+
+def run_backup(job: BackupJob, progress: Callable[[int], None] | None = None) -> BackupResult:
+    """Make one archive; raise BackupError (previous archives untouched) when it cannot."""
+    started = time.time()
+    archive = os.path.abspath(job.pattern.render(naming_time(job)))
+    directory = os.path.dirname(archive)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise BackupError(f"cannot create the target directory {directory}: {error.strerror}") from None
+    with exclusive_lock(directory, job.wait):
+        remove_stale_temporaries(directory)
+        try:
+            facts = preflight(job.database)
+            program = find_dump_program(job.mysql_bindir)
+        except DumpError as error:
+            raise BackupError(str(error)) from None
+        members = members_of(job)
+        _warn_about_space(directory, facts)
+        dump_size, warnings = _write(archive, job, facts, program, members, progress)
+        deleted = apply_retention(job, archive)
+    size = os.stat(archive).st_size
+    return BackupResult(archive, size, dump_size, time.time() - started, deleted, warnings)
+
+
+@contextmanager
+def exclusive_lock(directory: str, wait: bool) -> Iterator[None]:
+    """Hold the runner's lock on *directory*; without *wait*, fail at once when it is taken."""
+    path = os.path.join(directory, LOCK_NAME)
+    try:
+        handle = open(path, "a")  # noqa: SIM115 - held for the whole block
+    except OSError as error:
+        raise BackupError(f"cannot open the lock file {path}: {error.strerror}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupError(f"another itop-backup run holds {path} (use --wait to queue)") from None
+        yield
+
+
+def remove_stale_temporaries(directory: str) -> None:
+    """Remove temporaries of killed runs (call with the lock held)."""
+    for path in glob.glob(os.path.join(glob.escape(directory), f"{TEMP_PREFIX}*{TEMP_SUFFIX}")):
+        _log.info("removing %s, left by an interrupted run", path)
+        try:
+            os.unlink(path)
+        except OSError as error:
+            _log.warning("cannot remove %s: %s", path, error.strerror)
+
+
+def _warn_about_space(directory: str, facts: ServerFacts) -> None:
+    import shutil
+
+    free = shutil.disk_usage(directory).free
+    if free < facts.data_size // 2:
+        from check_itop_backup.units import format_size
+
+        _log.warning("only %s free in %s for a database of %s", format_size(free), directory,
+                     format_size(facts.data_size))
+
+
+def _write(archive: str, job: BackupJob, facts: ServerFacts, program: str, members: list[Member],
+           progress: Callable[[int], None] | None) -> tuple[int, tuple[str, ...]]:
+    """Write the archive under a temporary name, fsync, rename; return (dump size, warnings)."""
+    directory = os.path.dirname(archive)
+    handle, temporary = tempfile.mkstemp(TEMP_SUFFIX, TEMP_PREFIX, directory)  # mode 0600
+    try:
+        with os.fdopen(handle, "wb") as output:
+            dump_size, warnings = _fill(output, job, facts, program, members, progress)
+            os.fsync(output.fileno())
+        os.replace(temporary, archive)
+    except OSError as error:
+        _discard(temporary)
+        if error.errno == errno.ENOSPC:
+            raise BackupError(f"disk full while writing {temporary}: no archive made") from None
+        raise BackupError(f"cannot write {temporary}: {error.strerror or error}") from None
+    except BaseException:
+        _discard(temporary)
+        raise
+    directory_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(directory_fd)
+    finally:
+        os.close(directory_fd)
+    return dump_size, warnings
+
+
+def _discard(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fill(output, job: BackupJob, facts: ServerFacts, program: str, members: list[Member],
+          progress: Callable[[int], None] | None) -> tuple[int, tuple[str, ...]]:
+    writer = TarGzWriter(output, job.level, job.workers)
+    try:
+        for member in members:
+            if member.source is None:
+                writer.add_directory(member.name)
+            else:
+                writer.add_file(member.name, member.source)
+        manifest = _manifest(job, facts, _utc_now())
+        placeholder = _manifest_bytes(manifest, size=10**20 - 1, sha256="0" * 64, finished=_utc_now())
+        reservation = writer.reserve_member(MANIFEST_MEMBER, len(placeholder))
+        with defaults_file_pipe(job.database.password) as (fd, option):
+            dump = DumpProcess(dump_command(program, option, job.database, facts), pass_fds=(fd,))
+        _log.info("dumping with: %s", " ".join(dump.command))
+        try:
+            summary = writer.add_stream(DUMP_MEMBER, dump.stdout.read, progress)
+            warnings = dump.finish(summary.tail)
+        except BaseException:
+            dump.kill()
+            raise
+        if needs_own_restore(summary.size):
+            _log.warning("the dump is %d bytes (64 GiB or more): iTop's own restore cannot read this "
+                         "archive; restore it with itop-backup", summary.size)
+        data = _manifest_bytes(manifest, summary.size, summary.sha256, _utc_now())
+        writer.fill(reservation, MANIFEST_MEMBER, data.ljust(len(placeholder)))
+        writer.close()
+    except DumpError as error:
+        writer.abort()
+        raise BackupError(str(error)) from None
+    except BaseException:
+        writer.abort()
+        raise
+    for line in warnings:
+        _log.warning("mysqldump said: %s", line)
+    return summary.size, tuple(warnings)
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _manifest(job: BackupJob, facts: ServerFacts, started: str) -> dict:
+    return {
+        "format": 1,
+        "tool": "check_itop_backup",
+        "tool_version": __version__,
+        "server_version": facts.version,
+        "database": {"host": job.database.host, "name": job.database.name,
+                     "subname": job.database.subname},
+        "started": started,
+        "tables": [{"name": t.name, "type": t.kind, "rows": t.rows} for t in facts.tables],
+        "dump": {"member": DUMP_MEMBER, "charset": facts.charset},
+    }
+
+
+def _manifest_bytes(manifest: dict, size: int, sha256: str, finished: str) -> bytes:
+    filled = dict(manifest, finished=finished, dump=dict(manifest["dump"], size=size, sha256=sha256))
+    return json.dumps(filled, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def apply_retention(job: BackupJob, archive: str) -> tuple[str, ...]:
+    """Delete the archives of the job's pattern beyond ``retention_count``; return their paths."""
+    found = []
+    for path in glob.glob(job.pattern.glob):
+        try:
+            found.append((path, os.stat(path).st_mtime))
+        except OSError:
+            continue
+    deleted = []
+    for path in select_expired(found, job.pattern, job.retention_count, protect=archive):
+        try:
+            os.unlink(path)
+            deleted.append(path)
+            _log.info("retention: deleted %s", path)
+        except OSError as error:
+            _log.warning("retention: cannot delete %s: %s", path, error.strerror)
+    return tuple(deleted)
+
+
+@contextmanager
+def recorded_run(history_path: str, series: str) -> Iterator[list[BackupResult]]:
+    """Record the run in the history when the block ends: ok with the result appended, or failed.
+
+    A history that cannot be written is a warning; the block's own exception always wins.
+    """
+    results: list[BackupResult] = []
+    started = time.time()
+    try:
+        yield results
+    except BackupError as error:
+        _record(history_path, series, started, None, "failed", str(error))
+        raise
+    except KeyboardInterrupt:
+        _record(history_path, series, started, None, "failed", "interrupted")
+        raise
+    result = results[0]
+    _record(history_path, series, started, result, "ok",
+            f"dump {result.dump_size} bytes, {len(result.deleted)} old archive(s) deleted")
+
+
+def _record(history_path: str, series: str, started: float, result: BackupResult | None,
+            status: str, message: str) -> None:
+    from check_itop_backup.history import History, HistoryError
+
+    try:
+        history = History.open(history_path)
+        try:
+            with history.transaction():
+                history.record_run(series, started, time.time(), result.archive if result else None,
+                                   result.size if result else None, status, message)
+        finally:
+            history.close()
+    except HistoryError as error:
+        _log.warning("the run is not recorded: %s", error)
