@@ -319,7 +319,8 @@ _SELECT = re.compile(r"^\s*SELECT\s+(\w+)(?:\s+AS\s+(\w+))?(.*?)(?:\s+WHERE\s+(.
                      re.IGNORECASE | re.DOTALL)
 _JOIN = re.compile(r"JOIN\s+(\w+)\s+AS\s+(\w+)", re.IGNORECASE)
 _CONDITION = re.compile(
-    rf"^(?:(\w+)\.)?(\w+)\s*(=|NOT\s+IN|IN)\s*(?:{_STRING}|\(\s*((?:{_STRING}\s*,?\s*)+)\))$", re.IGNORECASE)
+    rf"\s*(?:(\w+)\.)?(\w+)\s*(=|NOT\s+IN|IN)\s*(?:{_STRING}|\(\s*((?:{_STRING}\s*,?\s*)+)\))\s*(AND\s|$)",
+    re.IGNORECASE)
 
 
 def _parse_oql(oql: Any) -> tuple[str, list]:
@@ -330,13 +331,12 @@ def _parse_oql(oql: Any) -> tuple[str, list]:
     class_name, alias, joins, where = match.groups()
     prefixes = {join_alias: join_class.lower() + "_" for join_class, join_alias in _JOIN.findall(joins)}
     prefixes[alias] = ""
-    conditions = []
-    for clause in re.split(r"\s+AND\s+", where or "", flags=re.IGNORECASE):
-        if not clause.strip():
-            continue
-        condition = _CONDITION.match(clause.strip())
+    conditions, position = [], 0
+    while where and position < len(where):
+        condition = _CONDITION.match(where, position)
         if not condition:
             raise ItopAnswerError(100, f"Error: Query failed to execute: query = {oql}")
+        position = condition.end()
         clause_alias, attribute, operator, single, listed = condition.groups()[:5]
         name = prefixes.get(clause_alias, "") + attribute
         values = [_unquote(v) for v in re.findall(_STRING, listed)] if listed else [_unquote(single)]
