@@ -7,7 +7,7 @@ that identical sizes do not divide by zero.
 
 >>> trend = size_trend(12_100_000, [20_900_000] * 7)
 >>> round(trend.change, 1), trend.samples, round(trend.z, 1)
-(-42.1, 7, -28.2)
+(-42.1, 7, -28.4)
 >>> size_trend(100, [100, 101, 99, 100, 100]).change
 0.0
 """
