@@ -169,7 +169,9 @@ def check_settings(args: Namespace) -> CheckSettings:
     db_host = args.db_host if args.db_host is not None else (itop.db_host if itop else "")
     db_name = args.db_name if args.db_name is not None else (itop.db_name if itop else "")
     subname = args.db_subname if args.db_subname is not None else (itop.db_subname if itop else "")
-    pattern = NamePattern.from_spec(_pattern_spec(args, params, itop), host=host_of(db_host),
+    # Absolute, as iTop resolves it against the working directory: the pattern names the series.
+    spec = os.path.abspath(_pattern_spec(args, params, itop))
+    pattern = NamePattern.from_spec(spec, host=host_of(db_host),
                                     db=db_name, subname=subname)
     timezone, timezone_name = _timezone(args.timezone or (itop.timezone if itop else None))
     try:

@@ -15,7 +15,6 @@ that identical sizes do not divide by zero.
 from __future__ import annotations
 
 from collections import namedtuple
-from statistics import median
 
 MAD_FLOOR = 0.01  # of the median
 Z_SCALE = 0.6745  # makes the MAD comparable to a standard deviation (Iglewicz & Hoaglin)
@@ -28,10 +27,21 @@ class SizeTrend(namedtuple("SizeTrend", "size baseline change z samples")):
     __slots__ = ()
 
 
+def median(values: list[float]) -> float:
+    """The median (statistics.median would import fractions and decimal: start-up time counts).
+
+    >>> median([3, 1, 2]), median([4, 1, 2, 3])
+    (2, 2.5)
+    """
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def size_trend(size: int, earlier_sizes: list[int]) -> SizeTrend:
     """Compare *size* with the median of *earlier_sizes* (which must not be empty)."""
     baseline = median(earlier_sizes)
-    mad = max(median(abs(s - baseline) for s in earlier_sizes), MAD_FLOOR * baseline, 1)
+    mad = max(median([abs(s - baseline) for s in earlier_sizes]), MAD_FLOOR * baseline, 1)
     change = (size - baseline) / baseline * 100 if baseline else 0.0
     return SizeTrend(size, baseline, change, Z_SCALE * (size - baseline) / mad, len(earlier_sizes))
 
