@@ -28,6 +28,7 @@ from check_itop_backup.config import (
 from check_itop_backup.deadline import Deadline, StageTimeoutError
 from check_itop_backup.history import History, HistoryError
 from check_itop_backup.probe import ItopBackup, record_verdict
+from check_itop_backup.ticket_settings import TicketSettings, add_ticket_arguments, ticket_settings
 from check_itop_backup.units import format_duration
 from check_itop_backup.verdict import (
     AgeContext,
@@ -134,6 +135,7 @@ def build_check_parser() -> argparse.ArgumentParser:
     judge.add_argument("--settle", metavar="SECONDS", default=str(int(DEFAULT_SETTLE)),
                        help="an archive modified less than this ago is still being written "
                             "(default %(default)s)")
+    add_ticket_arguments(parser)
     run = parser.add_argument_group("output and run")
     run.add_argument("--format", choices=("nagios", "json"), default="nagios",
                      help="nagios: status line and perfdata, exit 0-3 (default); json: one JSON "
@@ -177,7 +179,14 @@ class ItopBackupCheck(nagiosplugin.Check):
                 log.warning("%s failed: %s", getattr(action, "__name__", "action"), error)
 
 
-def build_check(settings: CheckSettings, history: History) -> ItopBackupCheck:
+def build_check(settings: CheckSettings, history: History,
+                tickets: TicketSettings | None = None) -> ItopBackupCheck:
+    """The check; with *tickets*, its follow-up action opens and updates iTop Incidents."""
+    actions = []
+    if tickets is not None:
+        from check_itop_backup.notify import check_action  # only when tickets are configured
+
+        actions.append(check_action(tickets))
     return ItopBackupCheck(
         ItopBackup(settings, history),
         ArchiveContext(settings),
@@ -188,6 +197,7 @@ def build_check(settings: CheckSettings, history: History) -> ItopBackupCheck:
         RetentionContext(),
         ReportContext(),
         ItopBackupSummary(settings),
+        actions=actions,
     )
 
 
@@ -242,7 +252,7 @@ def _run(args: argparse.Namespace, runtime: nagiosplugin.Runtime) -> int:
     with deadline.current.stage(f"opening the history {settings.history_path}"):
         history = History.open(settings.history_path)
     try:
-        check = build_check(settings, history)
+        check = build_check(settings, history, ticket_settings(args, settings.params))
         check()
     finally:
         history.close()

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import nagiosplugin
+
 from check_itop_backup.cli import check_main
 
 ITOP_ARCHIVE = Path(__file__).parent / "data" / "itop-2026-11-26.tar.gz"
@@ -40,8 +42,18 @@ class CheckRun:
         return [line for line in self.stdout.splitlines()[1:] if not line.startswith("| ")]
 
 
+def fresh_runtime() -> None:
+    """Forget nagiosplugin's Runtime, a process-wide singleton whose output accumulates: every
+    plugin run is a new process for a monitoring system."""
+    nagiosplugin.Runtime.instance = None
+    nagiosplugin.Runtime.check = None
+    nagiosplugin.Runtime.logchan = None
+    nagiosplugin.Runtime.output = None
+
+
 def run_check(*argv: str) -> CheckRun:
-    """Run the plugin with *argv* and return its exit status and stdout."""
+    """Run the plugin with *argv*, as a fresh process would, and return its exit status and stdout."""
+    fresh_runtime()
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         try:

@@ -10,6 +10,8 @@ from urllib.parse import unquote, urlparse
 import nagiosplugin
 import pytest
 
+from tests.checkrun import fresh_runtime
+
 DATA = Path(__file__).parent / "data"
 ITOP_ARCHIVE = DATA / "itop-2026-11-26.tar.gz"
 
@@ -17,10 +19,7 @@ ITOP_ARCHIVE = DATA / "itop-2026-11-26.tar.gz"
 @pytest.fixture(autouse=True)
 def fresh_nagiosplugin_runtime():
     """nagiosplugin's Runtime is a process-wide singleton: give every test a new one."""
-    nagiosplugin.Runtime.instance = None
-    nagiosplugin.Runtime.check = None
-    nagiosplugin.Runtime.logchan = None
-    nagiosplugin.Runtime.output = None
+    fresh_runtime()
     yield
     nagiosplugin.Runtime.instance = None
 
