@@ -47,7 +47,7 @@ def test_the_real_itop_archive_verifies_at_dump_level_with_its_tables_and_digest
     report = verify_archive(str(ITOP_ARCHIVE), "dump")
     assert (report.state, report.reached) == ("ok", "dump")
     assert report.reason == "itop-dump.sql complete (1.4 MiB, 220 tables), config-itop.php parses"
-    assert report.dump_sha256 == DUMP_SHA256 == hashlib.sha256(itop_member("itop-dump.sql")).hexdigest()
+    assert report.dump_sha256 is None  # nothing to compare it with in iTop's own archives
     assert report.tables[:3] == ("applicationsolution", "attachment", "brand")
     assert len(report.tables) == 220 and report.dump_size == 1424757
     assert report.details()["tables"] == list(report.tables)
@@ -91,6 +91,7 @@ def test_multi_member_gzip_as_our_runner_writes_verifies_with_every_table(tmp_pa
     data = first + gzip_members(*(tar[a:b] for a, b in zip(cuts[1:], cuts[2:])))
     report = verify_archive(write(tmp_path, data), "dump")
     assert (report.state, report.gzip_members) == ("ok", 6)
+    assert report.dump_sha256 == DUMP_SHA256 == hashlib.sha256(itop_member("itop-dump.sql")).hexdigest()
     assert report.tables == verify_archive(str(ITOP_ARCHIVE), "dump").tables
 
 
@@ -111,7 +112,6 @@ def test_a_zip_archive_from_old_itop_verifies(tmp_path):
                         "itop-dump.sql": itop_member("itop-dump.sql")})
     report = verify_archive(write(tmp_path, data, "itop-2016-01-01.zip"), "dump")
     assert (report.state, report.container, report.reached) == ("ok", "zip", "dump")
-    assert report.dump_sha256 == DUMP_SHA256
 
 
 def test_gnu_long_names_are_read(tmp_path):
@@ -148,9 +148,15 @@ def manifest(**dump) -> bytes:
     return member("manifest.json", json.dumps({"tool": "itop-backup", "dump": dump}).encode())
 
 
+def runner_archive(tar: bytes) -> bytes:
+    """Our runner's shape: the first header in its own small gzip member, then the rest."""
+    return gzip_members(tar[:512], tar[512:])
+
+
 def test_a_manifest_that_matches_the_dump_verifies(tmp_path):
     tar = itop_tar(end=manifest(size=1424757, sha256=DUMP_SHA256) + END_OF_ARCHIVE)
-    assert verify_archive(write(tmp_path, gzip_members(tar)), "dump").state == "ok"
+    report = verify_archive(write(tmp_path, runner_archive(tar)), "dump")
+    assert (report.state, report.dump_sha256) == ("ok", DUMP_SHA256)
 
 
 @pytest.mark.parametrize("dump, reason", [
@@ -160,7 +166,7 @@ def test_a_manifest_that_matches_the_dump_verifies(tmp_path):
 ])
 def test_a_manifest_that_disagrees_with_the_dump_is_critical(tmp_path, dump, reason):
     tar = itop_tar(end=manifest(**dump) + END_OF_ARCHIVE)
-    report = verify_archive(write(tmp_path, gzip_members(tar)), "dump")
+    report = verify_archive(write(tmp_path, runner_archive(tar)), "dump")
     assert (report.state, report.reason) == ("critical", reason)
 
 
@@ -196,7 +202,7 @@ def test_itop_backup_verify_prints_the_report_and_exits_0(capsys):
     assert lines[0] == f"{ITOP_ARCHIVE}: OK at dump level (dump level asked)"
     assert lines[1:5] == ["  itop-dump.sql complete (1.4 MiB, 220 tables), config-itop.php parses",
                           "  container: tar.gz, 1 gzip member; 2 members",
-                          f"  itop-dump.sql: 1.4 MiB, sha256 {DUMP_SHA256}",
+                          "  itop-dump.sql: 1.4 MiB",
                           "  tables: 220"]
 
 

@@ -1,0 +1,148 @@
+"""Benchmark: dump-level verification of a large iTop-style archive against ``gzip -t``.
+
+Usage: ``python3 bench/bench_verify.py [--size-mb 220] [--dir /tmp/check_itop_backup-bench] [--rounds 5]``
+
+Builds (once, then reuses) a single-member gzip'd old-GNU tar holding the real
+``config-itop.php`` and a generated mysqldump-shaped ``itop-dump.sql`` (CREATE TABLE
+statements, extended INSERTs mixing text and base64 blobs, the completion trailer) whose
+compressed size is at least ``--size-mb`` MB. It then alternates ``gzip -t`` and
+``itop-backup verify --level dump`` on that file, each in its own process, and prints the
+best and median wall times, their ratio (best to best, which other load on the machine
+disturbs least, and the median of per-round ratios) and the verifier's peak RSS.
+Targets (issue 4): ratio <= 0.8, peak RSS <= 64 MB. Exit status 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.archive_corpus import END_OF_ARCHIVE, header, itop_member, member  # noqa: E402
+
+RATIO_TARGET = 0.8
+RSS_TARGET_MB = 64
+TABLES = 120
+POOL_LINES = 48
+
+
+def _line_pool(rng: random.Random) -> list[bytes]:
+    """Distinct extended-INSERT lines (~0.6 MB each); repeats are beyond deflate's 32 KiB window."""
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 10)))
+             for _ in range(5000)]
+    lines = []
+    for _ in range(POOL_LINES):
+        rows = ",".join(
+            f"({number},'{' '.join(rng.choices(words, k=30))}',"
+            f"'{base64.b64encode(rng.randbytes(30)).decode() if number % 2 else ''}',NULL,"
+            f"'2026-11-26 10:00:00')" for number in range(2000))
+        lines.append(f"INSERT INTO `ticket` VALUES {rows};\n".encode())
+    return lines
+
+
+def _dump_pieces(target_bytes: int, rng: random.Random):
+    """Yield the dump in pieces; stop after about *target_bytes* of uncompressed SQL."""
+    yield b"-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB\n--\n-- Host: 127.0.0.1    Database: itop\n"
+    pool, written, table = _line_pool(rng), 0, 0
+    while written < target_bytes:
+        statement = (f"\n--\n-- Table structure for table `table_{table}`\n--\n\n"
+                     f"DROP TABLE IF EXISTS `table_{table}`;\nCREATE TABLE `table_{table}` (\n"
+                     f"  `id` int(11) NOT NULL AUTO_INCREMENT,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;\n")
+        table = (table + 1) % TABLES
+        for line in [statement.encode()] + rng.sample(pool, 8):
+            written += len(line)
+            yield line
+    yield b"\n-- Dump completed on 2026-11-26 10:07:39\n"
+
+
+def build_archive(path: Path, size_mb: int) -> None:
+    """Write the benchmark archive to *path* (via a temporary name) at gzip level 6."""
+    rng = random.Random(4)
+    dump_path = path.with_suffix(".sql.tmp")
+    with open(dump_path, "wb") as dump:
+        for piece in _dump_pieces(int(size_mb * 1e6 * 2.2), rng):
+            dump.write(piece)
+    size = dump_path.stat().st_size
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    temporary = path.with_suffix(".tmp")
+    with open(temporary, "wb") as output, open(dump_path, "rb") as dump:
+        output.write(compressor.compress(member("config-itop.php", itop_member("config-itop.php"))))
+        output.write(compressor.compress(header("itop-dump.sql", size, tarfile.REGTYPE)))
+        for piece in iter(lambda: dump.read(1 << 20), b""):
+            output.write(compressor.compress(piece))
+        output.write(compressor.compress(bytes(-size % 512) + END_OF_ARCHIVE))
+        output.write(compressor.flush())
+    dump_path.unlink()
+    os.replace(temporary, path)
+
+
+# Runs ``itop-backup verify`` and then prints the process's own peak RSS (VmHWM, kB) on stderr.
+# (ru_maxrss would count the benchmark's own memory, inherited across fork before exec.)
+_VERIFY = """
+import sys
+from check_itop_backup.backup_cli import backup_main
+try:
+    backup_main(sys.argv[1:])
+finally:
+    sys.stderr.write([line for line in open("/proc/self/status") if line.startswith("VmHWM")][0])
+"""
+
+
+def timed(argv: list[str]) -> tuple[float, str]:
+    """Run *argv*; return (wall seconds, its stderr). Fail loudly on a non-zero exit."""
+    started = time.perf_counter()
+    process = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - started
+    if process.returncode:
+        raise SystemExit(f"{' '.join(argv)} exited {process.returncode}: {process.stderr}")
+    return wall, process.stderr
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=220, help="compressed size at least (MB)")
+    parser.add_argument("--dir", default="/tmp/check_itop_backup-bench")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    path = Path(args.dir) / f"itop-bench-{args.size_mb}mb.tar.gz"
+    if not path.exists() or path.stat().st_size < args.size_mb * 1e6:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"building {path} (once) ...", flush=True)
+        build_archive(path, args.size_mb)
+    print(f"archive: {path}, {path.stat().st_size / 1e6:.0f} MB compressed")
+    path.read_bytes()  # warm the page cache so neither side pays for the disk
+    verify = [sys.executable, "-c", _VERIFY, "verify", "--level", "dump", str(path)]
+    gzip_times, verify_times, rss = [], [], []
+    for _ in range(args.rounds):
+        gzip_times.append(timed(["gzip", "-t", str(path)])[0])
+        wall, stderr = timed(verify)
+        verify_times.append(wall)
+        rss.append(int(stderr.split()[-2]) / 1024)
+    print(f"gzip -t:                 best {min(gzip_times):6.2f} s, "
+          f"median {statistics.median(gzip_times):6.2f} s")
+    print(f"itop-backup verify dump: best {min(verify_times):6.2f} s, "
+          f"median {statistics.median(verify_times):6.2f} s ({args.rounds} rounds, alternating)")
+    ratio, median_ratio = min(verify_times) / min(gzip_times), statistics.median(
+        verify / gzip for verify, gzip in zip(verify_times, gzip_times))
+    peak_rss = max(rss)
+    print(f"ratio: {ratio:.2f}x gzip -t best to best, {median_ratio:.2f}x median of rounds "
+          f"(target <= {RATIO_TARGET}x)")
+    print(f"peak RSS: {peak_rss:.1f} MB (target <= {RSS_TARGET_MB} MB)")
+    met = ratio <= RATIO_TARGET and peak_rss <= RSS_TARGET_MB
+    print("targets met" if met else "TARGET MISSED")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
