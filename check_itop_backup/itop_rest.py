@@ -51,11 +51,13 @@ Verify = Union[bool, str]
 
 
 class ItopError(Exception):
-    """A REST call failed; ``str()`` is one line saying why. ``code`` is iTop's, when it sent one."""
+    """A REST call failed; ``str()`` is one line saying why. ``code`` and ``itop_message``
+    (without its "Error: " prefix) are iTop's, when it answered with a result code."""
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, itop_message: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.itop_message = itop_message
 
 
 @dataclass(frozen=True)
@@ -238,10 +240,10 @@ class ItopClient:
             raise ItopError(f"iTop at {self.url} answered JSON without a result code: {_shorten(text)}")
         code = body["code"]
         if code != 0:
-            message = re.sub(r"^Error:\s*", "", str(body.get("message") or "")).strip()
+            message = self._mask(_shorten(re.sub(r"^Error:\s*", "", str(body.get("message") or ""))))
             hint = CODE_HINTS.get(code)
-            raise ItopError(f"iTop said code {code} {self._mask(_shorten(message))}"
-                            + (f" ({hint})" if hint else ""), code)
+            raise ItopError(f"iTop said code {code} {message}" + (f" ({hint})" if hint else ""), code,
+                            message)
         return body
 
     def _single(self, body: dict[str, Any]) -> Incident:

@@ -37,6 +37,9 @@ COMMENT = "check_itop_backup"
 MAX_DETAIL_LINES = 30
 MAX_LINE_CHARS = 500
 MASK = "********"
+# Incident fields a ticket can do without; iTop names the one it cannot resolve first in its message.
+OPTIONAL_LINKS = ("caller_id", "service_id", "servicesubcategory_id", "team_id", "functionalcis_list",
+                  "functionalci_id")
 
 
 @dataclass(frozen=True)
@@ -157,9 +160,20 @@ class _Episode:
             self._remember(found, last_update_at=self.now)
             return self._lines(f"updated {found.ref} (found open in iTop)")
         fields = incident_fields(settings, self.verdict, self.series, self.now)
-        created = self.client.create_incident(fields, COMMENT)
+        from check_itop_backup.itop_rest import ItopError  # loaded with the client
+
+        try:
+            created, done = self.client.create_incident(fields, COMMENT), ""
+        except ItopError as error:
+            # As iTop's own SOAP call does, a caller, service, team or CI that iTop cannot find
+            # must not cost the service desk its ticket: open it without them, and say so.
+            if error.code != 100 or error.itop_message.split(":", 1)[0] not in OPTIONAL_LINKS:
+                raise
+            fields = {name: value for name, value in fields.items() if name not in OPTIONAL_LINKS}
+            fields["description"] += f"<p>{html.escape(f'Not linked: iTop said {error.itop_message}')}</p>"
+            created, done = self.client.create_incident(fields, COMMENT), f" without its links ({error})"
         self._remember(created, last_update_at=None)
-        return self._lines(f"opened {created.ref}")
+        return self._lines(f"opened {created.ref}{done}")
 
     def follow(self, ticket: TicketRecord) -> list[str]:
         last = ticket.last_update_at or ticket.opened_at

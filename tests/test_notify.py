@@ -217,6 +217,27 @@ def test_an_unknown_organisation_is_a_ticket_failed_line(fake_itop, history):
                      " WHERE name = 'NoSuchOrg' (iTop refused the data)"]
 
 
+def test_a_ci_or_team_itop_cannot_find_does_not_cost_the_ticket(fake_itop, history):
+    lines = run(fake_itop, history, CRITICAL, T0, "--ticket-impacted-server", "no-such-server")
+
+    assert lines == ["opened I-000001 without its links (iTop said code 100 functionalci_id: No item found"
+                     " for query: SELECT FunctionalCI WHERE name = 'no-such-server' (iTop refused the data))"]
+    first, second = (r.json_data["fields"] for r in fake_itop.operations("core/create"))
+    assert "functionalcis_list" in first
+    assert set(first) - set(second) == {"service_id", "servicesubcategory_id", "team_id",
+                                        "functionalcis_list"}
+    assert fake_itop.incidents[1]["description"].endswith(
+        "<p>Not linked: iTop said functionalci_id: No item found for query: SELECT FunctionalCI WHERE name ="
+        " &#x27;no-such-server&#x27;</p>")
+    assert history.open_ticket(SERIES).ref == "I-000001"
+
+
+def test_an_unknown_organisation_is_not_retried(fake_itop, history):
+    run(fake_itop, history, CRITICAL, T0, "--ticket-customer", "NoSuchOrg")
+
+    assert len(fake_itop.operations("core/create")) == 1
+
+
 def test_missing_settings_are_reported_when_a_ticket_is_due_and_nothing_is_sent(fake_itop, history):
     params = {k: v for k, v in PARAMS.items() if k not in ("check_ticket_customer", "check_ticket_pwd")}
 
