@@ -39,8 +39,10 @@ from check_itop_backup.verdict import (
     RetentionContext,
     SizeContext,
     TrendContext,
+    VerificationContext,
     describe_slot,
 )
+from check_itop_backup.verification import Verifier, add_verify_arguments, verify_settings
 
 PLUGIN = "ITOP_BACKUP"
 UNKNOWN = 3
@@ -136,6 +138,7 @@ def build_check_parser() -> argparse.ArgumentParser:
                        help="an archive modified less than this ago is still being written "
                             "(default %(default)s)")
     add_ticket_arguments(parser)
+    add_verify_arguments(parser)
     run = parser.add_argument_group("output and run")
     run.add_argument("--format", choices=("nagios", "json"), default="nagios",
                      help="nagios: status line and perfdata, exit 0-3 (default); json: one JSON "
@@ -180,21 +183,23 @@ class ItopBackupCheck(nagiosplugin.Check):
 
 
 def build_check(settings: CheckSettings, history: History,
-                tickets: TicketSettings | None = None) -> ItopBackupCheck:
-    """The check; with *tickets*, its follow-up action opens and updates iTop Incidents."""
+                tickets: TicketSettings | None = None, verifier: Verifier | None = None) -> ItopBackupCheck:
+    """The check; with *tickets*, its follow-up action opens and updates iTop Incidents; with
+    *verifier*, the judged archive is verified (``--verify``)."""
     actions = []
     if tickets is not None:
         from check_itop_backup.notify import check_action  # only when tickets are configured
 
         actions.append(check_action(tickets))
     return ItopBackupCheck(
-        ItopBackup(settings, history),
+        ItopBackup(settings, history, verifier),
         ArchiveContext(settings),
         AgeContext(settings.warning_age, settings.critical_age),
         SizeContext(settings.size_min),
         TrendContext(settings.warning_change, settings.critical_change),
         ReductionContext(settings.size_reduction_max),
         RetentionContext(),
+        VerificationContext(settings),
         ReportContext(),
         ItopBackupSummary(settings),
         actions=actions,
@@ -246,13 +251,14 @@ def _json_report(check: ItopBackupCheck) -> dict:
 def _run(args: argparse.Namespace, runtime: nagiosplugin.Runtime) -> int:
     with deadline.current.stage("reading the configuration"):
         settings = check_settings(args)
+        verifier = _verifier(args, settings)
     if args.print_expected:
         print_expected(settings)
         return 0
     with deadline.current.stage(f"opening the history {settings.history_path}"):
         history = History.open(settings.history_path)
     try:
-        check = build_check(settings, history, ticket_settings(args, settings.params))
+        check = build_check(settings, history, ticket_settings(args, settings.params), verifier)
         check()
     finally:
         history.close()
@@ -266,6 +272,15 @@ def _run(args: argparse.Namespace, runtime: nagiosplugin.Runtime) -> int:
     runtime.output.add_longoutput(check.action_lines)
     print(runtime.output, end="")
     return check.exitcode
+
+
+def _verifier(args: argparse.Namespace, settings: CheckSettings) -> Verifier | None:
+    """The verifier for ``--verify`` above ``stat``, else None; raise ConfigError on bad options."""
+    try:
+        verify = verify_settings(args, settings.itop_config.path if settings.itop_config else None)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return Verifier(verify) if verify.level != "stat" else None
 
 
 def _unknown(args: argparse.Namespace, message: str) -> int:

@@ -249,6 +249,51 @@ class History:
             (series, started, finished, archive_path, size, status, message),
         )
 
+    def verification(self, path: str, size: int, mtime: float, inode: int,
+                     levels: tuple[str, ...]) -> VerificationRecord | None:
+        """Return the newest stored verification of this archive identity at one of *levels*."""
+        marks = ", ".join("?" * len(levels))
+        row = self.connection.execute(
+            "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
+            " JOIN archives a ON a.id = v.archive_id WHERE a.path = ? AND a.size = ? AND a.mtime = ?"
+            f" AND a.inode = ? AND v.level IN ({marks}) ORDER BY v.verified_at DESC LIMIT 1",
+            (path, size, mtime, inode, *levels),
+        ).fetchone()
+        return VerificationRecord(*row) if row else None
+
+    def previous_verification(self, series: str, before: float, level: str) -> VerificationRecord | None:
+        """Return the verification at *level* of the newest archive of *series* older than
+        *before* (mtime) that was verified at that level without a critical result."""
+        row = self.connection.execute(
+            "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
+            " JOIN archives a ON a.id = v.archive_id WHERE a.series = ? AND a.mtime < ?"
+            " AND v.level = ? AND v.state != 'critical' ORDER BY a.mtime DESC LIMIT 1",
+            (series, before, level),
+        ).fetchone()
+        return VerificationRecord(*row) if row else None
+
+    def record_verification(self, archive_id: int, level: str, state: str, message: str,
+                            details: str, verified_at: float) -> None:
+        """Store (or replace) the archive's verification at *level*; call inside ``transaction()``."""
+        self.connection.execute(
+            "INSERT OR REPLACE INTO verifications (archive_id, level, state, message, details, verified_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (archive_id, level, state, message, details, verified_at),
+        )
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    """A stored verification: the archive's *path*, the *level* asked, its outcome, and
+    *details* (JSON text, see ``VerificationReport.details``)."""
+
+    path: str
+    level: str
+    state: str
+    message: str
+    details: str
+    verified_at: float
+
 
 def _reason(error: BaseException) -> str:
     if isinstance(error, OSError):

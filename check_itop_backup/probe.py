@@ -4,7 +4,8 @@ It asks the schedule which backup is due, the finder which archive to judge and 
 history how big the earlier archives were, and yields the metrics the contexts in
 ``verdict.py`` judge: ``archive`` (the selection), ``age`` (s), ``size`` (B), ``trend``
 (size against the baseline), ``history`` (archives known), and when configured
-``size_reduction`` (iTop's rule) and ``retention``. It only reads the history; the
+``size_reduction`` (iTop's rule), ``retention`` and ``verification`` (verification.py,
+which caches its results in the history). Otherwise it only reads the history; the
 verdict is written back in one transaction once known (``record_verdict``).
 It raises ``CheckError`` only when it cannot tell.
 """
@@ -22,6 +23,7 @@ from check_itop_backup.config import CheckSettings
 from check_itop_backup.finder import ArchiveFile, FinderError, Selection, list_series, select
 from check_itop_backup.history import History, HistoryError
 from check_itop_backup.trend import change_from, size_trend
+from check_itop_backup.verification import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +38,10 @@ class Learning:
 class ItopBackup(nagiosplugin.Resource):
     """The newest backup archive of one iTop instance."""
 
-    def __init__(self, settings: CheckSettings, history: History) -> None:
+    def __init__(self, settings: CheckSettings, history: History, verifier: Verifier | None = None) -> None:
         self.settings = settings
         self.history = history
+        self.verifier = verifier
         self.selection: Selection | None = None
 
     @property
@@ -73,6 +76,13 @@ class ItopBackup(nagiosplugin.Resource):
                 yield from self._history_metrics(judged, archives)
             except HistoryError as error:
                 raise nagiosplugin.CheckError(str(error)) from None
+        if self.verifier is not None:
+            try:
+                verification = self.verifier.verify(judged, self.series, self.history,
+                                                    settings.now.timestamp())
+            except (HistoryError, OSError) as error:
+                raise nagiosplugin.CheckError(f"cannot verify {judged.path}: {error}") from None
+            yield nagiosplugin.Metric("verification", verification, context="verification")
 
     def _history_metrics(self, judged: ArchiveFile, archives: list[ArchiveFile]
                          ) -> Iterator[nagiosplugin.Metric]:
@@ -123,7 +133,7 @@ class _Unjudged:
         self.path, self.size, self.mtime = archive.path, archive.size, archive.mtime
 
 
-ARCHIVE_QUALITY = {"size", "trend", "size_reduction"}  # results about the archive itself
+ARCHIVE_QUALITY = {"size", "trend", "size_reduction", "verification"}  # results about the archive itself
 
 
 def record_verdict(check: nagiosplugin.Check) -> list[str]:

@@ -177,6 +177,28 @@ class RetentionContext(nagiosplugin.Context):
         return self.result_cls(Warn, f"{expected} archives expected (retention), {found} found", metric)
 
 
+class VerificationContext(nagiosplugin.Context):
+    """The deep verification (``--verify``): CRITICAL with the reason when the archive fails;
+    WARNING for what iTop's restore would stumble on, or tables gone since the previous archive."""
+
+    def __init__(self, settings: CheckSettings) -> None:
+        super().__init__("verification", result_cls=Finding)
+        self.settings = settings
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        verification = metric.value
+        name = _name(resource.selection.judged.path)
+        if verification.state == "critical":
+            hint = f"{name} fails {verification.level} verification: {verification.reason}"
+            return self.result_cls(Critical, hint, metric)
+        problems = [verification.reason] if verification.state == "warning" else []
+        if problems or verification.findings:
+            return self.result_cls(Warn, f"{name}: {'; '.join(problems + list(verification.findings))}",
+                                   metric)
+        verified = datetime.fromtimestamp(verification.verified_at, self.settings.timezone)
+        return self.result_cls(Ok, f"{verification.reached} level verified {describe_slot(verified)}", metric)
+
+
 def _upper(limit: float | None) -> str | None:
     return None if limit is None else f"{int(limit)}"
 
@@ -196,6 +218,8 @@ class ItopBackupSummary(nagiosplugin.Summary):
             trend = results["trend"].metric.value
             text += (f", {results['trend'].hint}" if isinstance(trend, Learning)
                      else f", {trend.change:+.0f}% vs median of {trend.samples}")
+        if "verification" in results:
+            text += f", {results['verification'].hint}"
         return self._with_progress(selection, text)
 
     def problem(self, results: nagiosplugin.Results) -> str:

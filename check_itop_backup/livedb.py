@@ -1,0 +1,47 @@
+"""The live iTop database's tables, to compare with a dump (``--compare-live-db``).
+
+Connection settings come from iTop's own config-itop.php (``db_host``, ``db_user``,
+``db_pwd``, ``db_name``, ``db_subname``, ``db_tls.*``), through the runner's PyMySQL
+``connect``. Only base tables carrying the prefix are listed: views are not in every dump.
+"""
+
+from __future__ import annotations
+
+from check_itop_backup.phpconfig import PhpConfigError, load_php_config
+
+
+class LiveDbError(Exception):
+    """The live database cannot be listed; the message is one line."""
+
+
+def live_tables(itop_config: str) -> list[str]:
+    """Return the names of the base tables of the database configured in *itop_config*.
+
+    Raise LiveDbError when the config cannot be read or the server cannot be queried.
+    """
+    import pymysql
+
+    from check_itop_backup.dump import DatabaseSettings, DumpError, connect, split_db_host
+
+    try:
+        settings = load_php_config(itop_config).get("MySettings") or {}
+    except PhpConfigError as error:
+        raise LiveDbError(str(error)) from None
+    host, port = split_db_host(str(settings.get("db_host") or "localhost"))
+    prefix = str(settings.get("db_subname") or "")
+    database = DatabaseSettings(
+        host=host, port=port, user=str(settings.get("db_user") or "root"),
+        password=str(settings.get("db_pwd") or ""), name=str(settings.get("db_name") or ""),
+        subname=prefix, tls=bool(settings.get("db_tls.enabled", False)),
+        tls_ca=str(settings.get("db_tls.ca") or ""))
+    try:
+        with connect(database) as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+                " AND TABLE_TYPE = 'BASE TABLE' AND LEFT(TABLE_NAME, CHAR_LENGTH(%s)) = %s"
+                " ORDER BY TABLE_NAME", (database.name, prefix, prefix))
+            return [row[0] for row in cursor.fetchall()]
+    except DumpError as error:
+        raise LiveDbError(str(error)) from None
+    except pymysql.MySQLError as error:
+        raise LiveDbError(f"cannot list the tables of {database.name}: {error.args[-1]}") from None
