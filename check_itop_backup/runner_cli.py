@@ -40,16 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: three levels above --itop-config)")
     source.add_argument("--param-file", metavar="FILES",
                         help="iTop param file(s), comma separated: backup_file, mysql_bindir")
-    source.add_argument("--db-host", metavar="HOST[:PORT]", help="overrides db_host")
-    source.add_argument("--db-port", metavar="PORT", type=int, help="overrides the port of db_host")
-    source.add_argument("--db-user", metavar="USER", help="overrides db_user")
-    source.add_argument("--db-name", metavar="NAME", help="overrides db_name")
+    add_database_arguments(source)
     source.add_argument("--db-subname", metavar="PREFIX", help="overrides db_subname (the table prefix)")
-    source.add_argument("--db-password-file", metavar="PATH",
-                        help="read the password from the first line of PATH "
-                             "(else $ITOP_BACKUP_DB_PASSWORD, --db-option-file, the config, empty)")
-    source.add_argument("--db-option-file", metavar="PATH",
-                        help="a MySQL option file whose [client] or [mysqldump] password is used")
     source.add_argument("--mysql-bindir", metavar="DIR",
                         help="directory of mysqldump or mariadb-dump (default: module setting, else PATH)")
     target = parser.add_argument_group("where and how")
@@ -73,6 +65,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print the archive name, the dump command and the members; write nothing")
     people.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     people.add_argument("-v", "--verbose", action="count", default=0, help="say more (-vv: debug)")
+
+
+def add_database_arguments(group: argparse._ArgumentGroup) -> None:
+    """Declare the connection options shared with ``itop-backup restore``: ``--db-host``,
+    ``--db-port``, ``--db-user``, ``--db-name`` and the password sources (see ``database_password``)."""
+    group.add_argument("--db-host", metavar="HOST[:PORT]", help="overrides db_host")
+    group.add_argument("--db-port", metavar="PORT", type=int, help="overrides the port of db_host")
+    group.add_argument("--db-user", metavar="USER", help="overrides db_user")
+    group.add_argument("--db-name", metavar="NAME", help="overrides db_name")
+    group.add_argument("--db-password-file", metavar="PATH",
+                       help="read the password from the first line of PATH "
+                            "(else $ITOP_BACKUP_DB_PASSWORD, --db-option-file, the config, empty)")
+    group.add_argument("--db-option-file", metavar="PATH",
+                       help="a MySQL option file whose [client] or [mysqldump] password is used")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,7 +121,7 @@ def build_job(args: argparse.Namespace) -> BackupJob:
     subname = args.db_subname if args.db_subname is not None else str(settings.get("db_subname") or "")
     database = DatabaseSettings(
         host=host, port=args.db_port or port, user=args.db_user or str(settings.get("db_user", "root")),
-        password=_password(args, settings), name=name, subname=subname,
+        password=database_password(args, settings), name=name, subname=subname,
         tls=bool(settings.get("db_tls.enabled", False)), tls_ca=str(settings.get("db_tls.ca") or ""))
     spec = args.backup_file or params.get("backup_file")
     if not spec:
@@ -169,7 +175,9 @@ def _param_files(spec: str | None) -> dict[str, str]:
         raise ConfigError(str(error)) from None
 
 
-def _password(args: argparse.Namespace, settings: dict) -> str:
+def database_password(args: argparse.Namespace, settings: dict) -> str:
+    """Return the password: ``--db-password-file``, ``$ITOP_BACKUP_DB_PASSWORD``,
+    ``--db-option-file``, then *settings* (iTop's ``db_pwd``); raise ConfigError."""
     from check_itop_backup.credentials import (
         PASSWORD_ENV,
         CredentialsError,

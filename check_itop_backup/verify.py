@@ -112,6 +112,9 @@ class _BadArchiveError(Exception):
     """A check failed; *reason* is the status-line text."""
 
 
+ArchiveError = _BadArchiveError  # public name, for walk_tar_gz callers
+
+
 class _Sink(Protocol):
     def write(self, data: bytes, start: int, end: int) -> None: ...
 
@@ -375,6 +378,17 @@ def _walk_tar_gz(handle: BinaryIO, inspection: _Inspection) -> int:
         walker.feed(piece)
     walker.finish()
     return reader.members
+
+
+def walk_tar_gz(handle: BinaryIO, receiver: Any) -> int:
+    """Walk the tar.gz on *handle* in one pass; return the number of gzip members.
+
+    *receiver* is shaped like ``_Inspection``: ``open_member(name, size, kind, linkname)``
+    returns a sink (``write(data, start, end)``) for the member's data; it has ``warnings``
+    (a list) and ``multi_member_gzip``. Raise ``ArchiveError`` when the stream is damaged.
+    restore.py uses it to load the dump straight from the archive.
+    """
+    return _walk_tar_gz(handle, receiver)
 
 
 def _zip_kind(info: zipfile.ZipInfo) -> bytes:
