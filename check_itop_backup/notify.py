@@ -29,14 +29,13 @@ from typing import Any
 from check_itop_backup import deadline
 from check_itop_backup.deadline import StageTimeoutError
 from check_itop_backup.history import History, HistoryError, TicketRecord
-from check_itop_backup.ticket_settings import TicketSettings
+from check_itop_backup.ticket_settings import MASK, TicketSettings
 from check_itop_backup.units import format_duration
 
 STAGE = "opening an iTop ticket"
 COMMENT = "check_itop_backup"
 MAX_DETAIL_LINES = 30
 MAX_LINE_CHARS = 500
-MASK = "********"
 # Incident fields a ticket can do without; iTop names the one it cannot resolve first in its message.
 OPTIONAL_LINKS = ("caller_id", "service_id", "servicesubcategory_id", "team_id", "functionalcis_list",
                   "functionalci_id")
@@ -153,6 +152,8 @@ class _Episode:
         return self._client
 
     def open(self) -> list[str]:
+        from check_itop_backup.itop_rest import ItopError
+
         settings = self.settings
         found = self.client.find_open_incident(settings.title, settings.customer)
         if found:
@@ -160,8 +161,6 @@ class _Episode:
             self._remember(found, last_update_at=self.now)
             return self._lines(f"updated {found.ref} (found open in iTop)")
         fields = incident_fields(settings, self.verdict, self.series, self.now)
-        from check_itop_backup.itop_rest import ItopError  # loaded with the client
-
         try:
             created, done = self.client.create_incident(fields, COMMENT), ""
         except ItopError as error:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from check_itop_backup.units import parse_duration
 
 PASSWORD_ENV = "CHECK_ITOP_BACKUP_ITOP_PASSWORD"  # noqa: S105 - a variable name, not a secret
+MASK = "********"
 DEFAULT_UPDATE_EVERY = "24h"
 DEFAULT_HTTP_TIMEOUT_S = 10.0
 
@@ -55,7 +56,7 @@ class TicketSettings(namedtuple("TicketSettings", "url user password title custo
     __slots__ = ()
 
     def __repr__(self) -> str:
-        return super().__repr__().replace(f"password={self.password!r}", "password='********'")
+        return super().__repr__().replace(f"password={self.password!r}", f"password={MASK!r}")
 
 
 def _duration(text: str) -> float:

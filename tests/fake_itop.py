@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,6 +56,26 @@ LOGIN_PAGE = (
     "<form method=\"post\"><input name=\"auth_user\"><input name=\"auth_pwd\" type=\"password\">"
     "</form></body></html>"
 )
+
+
+# iTop's backup.params.distrib ticket keys, naming objects this fake knows (add itop_backup_incident).
+TICKET_PARAMS = {
+    "check_ticket_login": "rest",
+    "check_ticket_pwd": USERS["rest"],
+    "check_ticket_title": "Backup check failed",
+    "check_ticket_customer": "Demo",
+    "check_ticket_service": "Computers and peripherals",
+    "check_ticket_service_subcategory": "Repair",
+    "check_ticket_workgroup": "Hardware support",
+    "check_ticket_impacted_server": "source-itop.demo.com",
+}
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 with nothing listening on it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def reference_objects() -> dict[str, list[dict[str, Any]]]:

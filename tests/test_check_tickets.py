@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.checkrun import place_archive, run_check
-from tests.test_itop_rest import free_port
+from tests.fake_itop import TICKET_PARAMS, free_port
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=PARIS)  # the Thursday 23:30 backup is due
@@ -27,18 +27,7 @@ PASSWORD = "S3cret-pw!"
 
 def write_params(tmp_path: Path, url: str, **changes: str) -> Path:
     """An iTop param file with the check-backup.php ticket keys, pointed at *url*."""
-    params = {
-        "itop_backup_incident": url,
-        "check_ticket_login": "rest",
-        "check_ticket_pwd": PASSWORD,
-        "check_ticket_title": "Backup check failed",
-        "check_ticket_customer": "Demo",
-        "check_ticket_service": "Computers and peripherals",
-        "check_ticket_service_subcategory": "Repair",
-        "check_ticket_workgroup": "Hardware support",
-        "check_ticket_impacted_server": "source-itop.demo.com",
-    }
-    params.update(changes)
+    params = {**TICKET_PARAMS, "itop_backup_incident": url, "check_ticket_pwd": PASSWORD, **changes}
     path = tmp_path / "backup.params"
     path.write_text("".join(f"{key} = {value}\n" for key, value in params.items()))
     return path

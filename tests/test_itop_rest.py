@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import requests
 
 from check_itop_backup import deadline
 from check_itop_backup.itop_rest import DryRunClient, Incident, ItopClient, ItopError, find_open_request
+from tests.fake_itop import free_port
 
 RECORDED = Path(__file__).parent / "data" / "rest"
 FIELDS = {
@@ -42,13 +42,6 @@ def replay(fake_itop, case: str) -> tuple[dict, dict]:
 
 def client(fake_itop, password: str = "rest-password", **options) -> ItopClient:
     return ItopClient(fake_itop.url, "rest", password, **options)
-
-
-def free_port() -> int:
-    """A port with nothing listening on it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.parametrize("case", [

@@ -10,6 +10,7 @@ import pytest
 from check_itop_backup.history import History
 from check_itop_backup.notify import Verdict, follow_up
 from check_itop_backup.ticket_settings import PASSWORD_ENV, add_ticket_arguments, ticket_settings
+from tests.fake_itop import TICKET_PARAMS
 
 SERIES = "/var/backups/itop-%Y-%m-%d.tar.gz"
 T0 = 1_795_000_000.0
@@ -17,16 +18,7 @@ HOUR = 3600.0
 CRITICAL = Verdict("critical", "itop-2026-11-26.tar.gz is missing (backup due Thu 2026-11-26 23:30)",
                    ("pattern: /var/backups/itop-%Y-%m-%d.tar.gz",))
 OK = Verdict("ok", "itop-2026-11-27.tar.gz: 2h old, 1.1 MiB")
-PARAMS = {  # iTop's backup.params.distrib keys, pointed at the fake
-    "check_ticket_login": "rest",
-    "check_ticket_pwd": "rest-password",
-    "check_ticket_title": "Backup check failed",
-    "check_ticket_customer": "Demo",
-    "check_ticket_service": "Computers and peripherals",
-    "check_ticket_service_subcategory": "Repair",
-    "check_ticket_workgroup": "Hardware support",
-    "check_ticket_impacted_server": "source-itop.demo.com",
-}
+PARAMS = TICKET_PARAMS
 
 
 def parse(*argv: str) -> argparse.Namespace:
