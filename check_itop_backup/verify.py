@@ -12,7 +12,8 @@ Levels (MONITORING.md §4, issue 4), each including the one before:
   are there; no member could write outside the restore directory.
 * ``dump``: ``itop-dump.sql`` is not empty, ends with mysqldump's ``-- Dump completed``
   trailer and holds ``CREATE TABLE`` statements (dumpscan.py); ``config-itop.php`` parses;
-  when a ``manifest.json`` member is present, the dump's size and SHA-256 match it. The
+  when a ``manifest.json`` member is present, the dump's size, SHA-256 and tables (views
+  aside) match it. The
   SHA-256 is computed (on a helper thread) only for our runner's archives, recognised by
   their multi-member gzip stream or a manifest ahead of the dump: iTop's own archives have
   nothing to compare it with, and hashing would cost more than the 0.8x ``gzip -t`` budget.
@@ -206,6 +207,12 @@ class _Inspection:
                            f"says {dump['size']}")
         if "sha256" in dump and self.dump.sha256 and dump["sha256"] != self.dump.sha256:
             raise _BadArchiveError(f"{DUMP_MEMBER} does not match the SHA-256 in {MANIFEST_MEMBER}")
+        listed = [table.get("name") for table in manifest.get("tables") or ()
+                  if isinstance(table, dict) and table.get("type", "BASE TABLE") != "VIEW"]
+        missing = [name for name in listed if name not in self.dump.tables]
+        if missing:
+            raise _BadArchiveError(f"{DUMP_MEMBER} lacks {len(missing)} of the tables listed in "
+                                   f"{MANIFEST_MEMBER}: {', '.join(map(str, missing))}")
 
     def abandon(self) -> None:
         """Stop background work (the dump hash) when the walk ends early."""

@@ -144,8 +144,9 @@ def test_pax_headers_are_read_and_are_a_warning(tmp_path):
     assert "production-modules/modulé.php" in [m.name for m in report.members]
 
 
-def manifest(**dump) -> bytes:
-    return member("manifest.json", json.dumps({"tool": "itop-backup", "dump": dump}).encode())
+def manifest(tables: tuple[dict, ...] = (), **dump) -> bytes:
+    data = {"tool": "check_itop_backup", "tables": list(tables), "dump": dump}
+    return member("manifest.json", json.dumps(data).encode())
 
 
 def runner_archive(tar: bytes) -> bytes:
@@ -154,18 +155,25 @@ def runner_archive(tar: bytes) -> bytes:
 
 
 def test_a_manifest_that_matches_the_dump_verifies(tmp_path):
-    tar = itop_tar(end=manifest(size=1424757, sha256=DUMP_SHA256) + END_OF_ARCHIVE)
+    tar = itop_tar(end=manifest(TABLES, size=1424757, sha256=DUMP_SHA256) + END_OF_ARCHIVE)
     report = verify_archive(write(tmp_path, runner_archive(tar)), "dump")
     assert (report.state, report.dump_sha256) == ("ok", DUMP_SHA256)
 
 
-@pytest.mark.parametrize("dump, reason", [
-    ({"size": 1424756, "sha256": DUMP_SHA256},
+TABLES = ({"name": "brand", "type": "BASE TABLE", "rows": 3}, {"name": "view_brand", "type": "VIEW"})
+
+
+@pytest.mark.parametrize("tables, dump, reason", [
+    (TABLES, {"size": 1424756, "sha256": DUMP_SHA256},
      "itop-dump.sql is 1424757 bytes but manifest.json says 1424756"),
-    ({"size": 1424757, "sha256": "0" * 64}, "itop-dump.sql does not match the SHA-256 in manifest.json"),
+    (TABLES, {"size": 1424757, "sha256": "0" * 64},
+     "itop-dump.sql does not match the SHA-256 in manifest.json"),
+    (TABLES + ({"name": "ticket_lost", "type": "BASE TABLE", "rows": 0},),
+     {"size": 1424757, "sha256": DUMP_SHA256},
+     "itop-dump.sql lacks 1 of the tables listed in manifest.json: ticket_lost"),
 ])
-def test_a_manifest_that_disagrees_with_the_dump_is_critical(tmp_path, dump, reason):
-    tar = itop_tar(end=manifest(**dump) + END_OF_ARCHIVE)
+def test_a_manifest_that_disagrees_with_the_dump_is_critical(tmp_path, tables, dump, reason):
+    tar = itop_tar(end=manifest(tables, **dump) + END_OF_ARCHIVE)
     report = verify_archive(write(tmp_path, runner_archive(tar)), "dump")
     assert (report.state, report.reason) == ("critical", reason)
 
@@ -228,3 +236,24 @@ def test_itop_backup_verify_exits_1_when_the_file_cannot_be_read(tmp_path, capsy
     assert (code, out) == (1, "")
     missing = tmp_path / "missing.tar.gz"
     assert err == f"itop-backup verify: cannot read {missing}: No such file or directory\n"
+
+
+def test_an_archive_written_by_our_runners_tar_writer_verifies_against_its_manifest(tmp_path):
+    from check_itop_backup.tarstream import TarGzWriter
+
+    dump = io.BytesIO(itop_member("itop-dump.sql"))
+    path = tmp_path / "itop-2026-11-26_23_30.tar.gz"
+    with open(path, "wb") as output:
+        writer = TarGzWriter(output, level=6, workers=2, chunk_size=64 << 10)
+        writer.add_bytes("config-itop.php", itop_member("config-itop.php"))
+        reservation = writer.reserve_member("manifest.json", 200)
+        summary = writer.add_stream("itop-dump.sql", dump.read)
+        manifest = json.dumps({"dump": {"size": summary.size, "sha256": summary.sha256}}).encode()
+        writer.fill(reservation, "manifest.json", manifest.ljust(200))
+        writer.close()
+
+    report = verify_archive(str(path), "dump")
+
+    assert (report.state, report.dump_sha256) == ("ok", DUMP_SHA256)
+    assert report.gzip_members > 10
+    assert [m.name for m in report.members] == ["config-itop.php", "manifest.json", "itop-dump.sql"]
