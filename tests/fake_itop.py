@@ -9,7 +9,8 @@ search objects against a few reference objects taken from the recordings (organi
 ``SELECT C [AS a] [JOIN D AS d ON …] WHERE x = 'v' AND y NOT IN ('a','b') …``.
 
 ``mode`` makes it misbehave: ``html`` (login page), ``maintenance`` (HTTP 503), ``http500``,
-``not_json``, ``slow`` (sleeps ``delay`` seconds before answering). Every request is kept in
+``not_json``, ``slow`` (sleeps ``delay`` seconds before answering); ``tls`` serves HTTPS with a
+self-signed certificate (``TLS_CERT``). Every request is kept in
 ``requests`` (form fields, parsed json_data, headers) for the tests to assert.
 """
 
@@ -19,14 +20,20 @@ import base64
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 ROOT = "/itop"
+# A self-signed certificate for 127.0.0.1 (valid until 2126), for the HTTPS mode; the CA bundle is the
+# certificate itself.
+TLS_CERT = Path(__file__).parent / "data" / "tls" / "fake-itop.pem"
+TLS_KEY = TLS_CERT.with_suffix(".key")
 USERS = {"rest": "rest-password"}
 USERS_WITHOUT_REST_PROFILE = {"admin": "admin-password"}
 VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4")
@@ -131,6 +138,7 @@ class FakeItop:
 
     mode: str = "normal"
     delay: float = 0.0
+    tls: bool = False
     users: dict[str, str] = field(default_factory=lambda: dict(USERS))
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=reference_objects)
     incidents: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -145,6 +153,10 @@ class FakeItop:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(TLS_CERT, TLS_KEY)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
@@ -156,7 +168,8 @@ class FakeItop:
     @property
     def url(self) -> str:
         """The root URL of this iTop (``/webservices/rest.php`` is below it)."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}{ROOT}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}{ROOT}"
 
     def operations(self, name: str | None = None) -> list[ReceivedRequest]:
         """The received requests whose json_data had operation *name* (all operations when None)."""

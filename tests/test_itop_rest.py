@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import requests
 
 from check_itop_backup import deadline
 from check_itop_backup.itop_rest import DryRunClient, Incident, ItopClient, ItopError, find_open_request
-from tests.fake_itop import free_port
+from tests.fake_itop import TLS_CERT, FakeItop, free_port
 
 RECORDED = Path(__file__).parent / "data" / "rest"
 FIELDS = {
@@ -194,6 +195,19 @@ def test_an_unknown_organisation_is_code_100_naming_the_query(fake_itop):
                                  " WHERE name = 'Nope' (iTop refused the data)")
 
 
+@pytest.mark.parametrize("version, payload, message", [
+    ("", {"operation": "core/get"}, "iTop said code 2 Missing parameter 'version' (e.g. '1.0') (the request"
+                                    " had no version)"),
+    ("1.3", {"operation": "core/nosuchop"}, "iTop said code 11 Unknown verb 'core/nosuchop' in version '1.3'"
+                                            " (this iTop does not know that operation)"),
+])
+def test_protocol_errors_are_named(fake_itop, version, payload, message):
+    with pytest.raises(ItopError) as raised:
+        client(fake_itop, version=version).call(payload)
+
+    assert str(raised.value) == message
+
+
 def test_an_unsupported_version_is_code_10(fake_itop):
     with pytest.raises(ItopError, match=r"^iTop said code 10 There is no service available for version '9\.9'"
                                         r" \(this iTop does not offer that REST version"):
@@ -237,6 +251,24 @@ def test_a_tls_error_gives_one_line(fake_itop):
 
     with pytest.raises(ItopError, match=r"^TLS error with iTop at https://127\.0\.0\.1:\d+/itop: \S"):
         ItopClient(url, "rest", "rest-password", timeout=3).find_open_incident("t", "Demo")
+
+
+def test_an_untrusted_certificate_is_refused_by_default():
+    with FakeItop(tls=True) as itop:
+        with pytest.raises(ItopError) as raised:
+            client(itop).find_open_incident("t", "Demo")
+
+        assert str(raised.value) == (f"TLS error with iTop at {itop.url}: certificate verify failed:"
+                                     " self-signed certificate")
+        assert itop.requests == []
+
+
+@pytest.mark.parametrize("verify", [str(TLS_CERT), False], ids=["ca-bundle", "insecure"])
+def test_a_ca_bundle_or_insecure_mode_reaches_an_https_itop(verify):
+    with FakeItop(tls=True) as itop, warnings.catch_warnings():
+        warnings.simplefilter("error")  # urllib3's InsecureRequestWarning would reach the plugin's stderr
+        assert client(itop, verify=verify).find_open_incident("t", "Demo") is None
+        assert [r.operation for r in itop.requests] == ["core/get"]
 
 
 def test_a_slow_server_times_out_within_the_plugins_remaining_time(fake_itop, monkeypatch):
