@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                "Verify an archive: gzip stream, tar members, dump completeness"),
     "run": ("check_itop_backup.runner_cli", "Dump the iTop database into an archive iTop's restore accepts"),
     "history": ("check_itop_backup.history_cli", "List the archives recorded in the history"),
+    "restore": ("check_itop_backup.restore_cli", "Restore an archive into a database (verified first)"),
 }
 
 

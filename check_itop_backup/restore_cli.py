@@ -1,0 +1,117 @@
+"""``itop-backup restore ARCHIVE --db-name NAME``: restore an archive, verified first.
+
+The connection options and password sources are the runner's (runner_cli.py): the password
+comes from ``--db-password-file``, ``$ITOP_BACKUP_DB_PASSWORD`` or ``--db-option-file``,
+never from the command line. SIGTERM and ``--timeout`` stop the restore cleanly: the
+scratch database, the staged files and the maintenance file are removed, the target is
+left as it was.
+
+Exit status: 0 restored, 1 refused or failed (one line on stderr; the target is unchanged
+unless the line says otherwise), 2 bad options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+PROG = "itop-backup restore"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``itop-backup restore``."""
+    from check_itop_backup.runner_cli import add_database_arguments
+
+    parser.add_argument("archive", metavar="ARCHIVE", help="the .tar.gz archive to restore")
+    database = parser.add_argument_group("target database")
+    add_database_arguments(database)
+    database.add_argument("--mysql-bindir", metavar="DIR",
+                          help="directory of the mysql or mariadb client (default: PATH)")
+    database.add_argument("--force", action="store_true",
+                          help="replace the tables of a target database that has tables (the dump's "
+                               "tables are swapped in atomically; others are left as they are)")
+    files = parser.add_argument_group("iTop files")
+    files.add_argument("--itop-root", metavar="DIR",
+                       help="also restore config-itop.php (0440), delta.xml, <env>-modules/ and extra "
+                            "files into this iTop directory, in maintenance mode meanwhile")
+    files.add_argument("--environment", metavar="ENV", default="production",
+                       help="the iTop environment of the files (default: %(default)s)")
+    parser.add_argument("--timeout", metavar="SECONDS", type=float, default=0,
+                        help="give up after this long, leaving the target as it was (default: none)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Restore ``args.archive``; print what was done; return the exit status."""
+    from check_itop_backup.restore import RestoreError, restore_archive
+
+    try:
+        settings = database_settings(args)
+    except ValueError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 2
+    with guarded_run(args.timeout) as failure:
+        try:
+            result = restore_archive(args.archive, settings, force=args.force, itop_root=args.itop_root or "",
+                                     environment=args.environment, bindir=args.mysql_bindir or "")
+        except OSError as error:
+            failure.append(f"cannot read {args.archive}: {error.strerror or error}")
+        except RestoreError as error:
+            failure.append(str(error))
+    if failure:
+        print(f"{PROG}: {failure[0]}", file=sys.stderr)
+        return 1
+    _report(result)
+    return 0
+
+
+def database_settings(args: argparse.Namespace):
+    """Return the target's DatabaseSettings from the options; raise ValueError (ConfigError)."""
+    from check_itop_backup.dump import DatabaseSettings, split_db_host
+    from check_itop_backup.runner_cli import database_password
+
+    if not args.db_name:
+        raise ValueError("give the target database with --db-name")
+    host, port = split_db_host(args.db_host or "localhost")
+    return DatabaseSettings(host=host, port=args.db_port or port, user=args.db_user or "root",
+                            password=database_password(args, {}), name=args.db_name)
+
+
+class guarded_run:  # noqa: N801 - used as a context manager, like contextlib's
+    """Arm the deadline (``--timeout``, and SIGTERM) for the block; a StageTimeoutError becomes
+    the failure line. Yields the list the block appends its failure line to."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.failure: list[str] = []
+
+    def __enter__(self) -> list[str]:
+        from check_itop_backup import deadline
+
+        deadline.current = deadline.Deadline(self.seconds).start()
+        return self.failure
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        from check_itop_backup import deadline
+
+        deadline.current.cancel()
+        if isinstance(error, deadline.StageTimeoutError):
+            self.failure.append(str(error))
+            return True
+        return False
+
+
+def _report(result) -> None:
+    from check_itop_backup.restorefiles import REMINDER
+    from check_itop_backup.units import format_size
+
+    swap = result.swap
+    replaced = f"; {len(swap.replaced)} replaced" if swap.replaced else ""
+    print(f"restored {result.archive} into {result.database}: {len(swap.tables)} tables, "
+          f"{len(swap.views)} views, {len(swap.triggers)} triggers, dump "
+          f"{format_size(result.load.dump_size)} loaded in {result.load.seconds:.1f} s{replaced}")
+    for path in result.files:
+        print(f"  wrote {path}")
+    for warning in result.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    if result.files:
+        print(REMINDER)
