@@ -1,20 +1,19 @@
 """Streaming tar.gz writer for archives iTop's own restore reads (BACKUP-SPEC §1.4-1.5).
 
-Headers are old-GNU (magic ``ustar  \\0``) with plain octal numbers: sizes below 8 GiB take
-11 digits and a NUL, sizes from 8 GiB to 64 GiB - 1 take 12 digits without NUL (what iTop
-writes and reads), larger sizes use GNU base-256, which Python's tarfile reads but iTop
-cannot (``needs_own_restore`` tells). Long names use GNU ``././@LongLink`` entries; no PAX.
+Headers are old-GNU (magic ``ustar  \\0``) with plain octal numbers: sizes below 8 GiB take 11
+digits and a NUL, sizes from 8 GiB to 64 GiB - 1 take 12 digits without NUL (what iTop writes
+and reads), larger sizes use GNU base-256, which Python's tarfile reads but iTop cannot
+(``needs_own_restore`` tells). Long names use GNU ``././@LongLink`` entries; no PAX.
 
 The gzip stream is a sequence of gzip members, which every gzip reader (Python's gzip and
 tarfile, zlib, iTop's restore) reads as one stream. Data is cut into chunks compressed on a
-thread pool (zlib releases the GIL), and written in order, so memory stays bounded whatever
-the size. A member whose size is unknown until its data has been read (the dump) gets its
-header in a *reserved* gzip member of fixed length: a stored (uncompressed) deflate block,
-written as zeros first and overwritten in place once the size is known. The output file
-must therefore be seekable.
+thread pool (zlib releases the GIL), and written in order, so memory stays bounded whatever the
+size; chunks that do not compress (BLOBs) are stored rather than deflated. A member whose size
+is unknown until its data has been read (the dump) gets its header in a *reserved* gzip member
+of fixed length: a stored (uncompressed) deflate block, written as zeros first and overwritten
+in place once the size is known. The output file must therefore be seekable.
 
-Read an archive back with ``tarfile.open(path, "r:gz")`` (or ``"r|gz"`` to stream).
-"""
+Read an archive back with ``tarfile.open(path, "r:gz")`` (or ``"r|gz"`` to stream)."""
 
 from __future__ import annotations
 
@@ -34,6 +33,7 @@ CHUNK_SIZE = 1 << 20
 OCTAL_11_LIMIT = 8 << 30  # 8 GiB: first size that needs 12 octal digits
 OCTAL_12_LIMIT = 64 << 30  # 64 GiB: first size iTop's reader cannot read
 _STORED_BLOCK_MAX = 65535
+_SAMPLES, _SAMPLE_SIZE, _INCOMPRESSIBLE = 4, 8192, 0.95
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"  # deflate, no mtime, Unix
 _LONGLINK = "././@LongLink"
 _NAME_LIMIT = 100
@@ -123,6 +123,24 @@ def gzip_member(data: bytes, level: int) -> bytes:
     return compressor.compress(data) + compressor.flush()
 
 
+def compress_chunk(data: bytes, level: int) -> bytes:
+    """Return *data* as one gzip member: deflated, or stored when samples show it will not shrink.
+
+    Deflating random bytes (BLOBs, compressed attachments) costs the most CPU and saves
+    nothing, so a chunk whose spread samples do not compress at level 1 is stored as is.
+
+    >>> len(compress_chunk(bytes(1 << 20), 6)) < 2000, len(compress_chunk(os.urandom(1 << 20), 6)) > 1 << 20
+    (True, True)
+    """
+    if len(data) >= _SAMPLES * _SAMPLE_SIZE:
+        step = len(data) // _SAMPLES
+        sampled = sum(len(zlib.compress(data[index * step:index * step + _SAMPLE_SIZE], 1))
+                      for index in range(_SAMPLES))
+        if sampled > _INCOMPRESSIBLE * _SAMPLES * _SAMPLE_SIZE:
+            return stored_gzip_member(data)
+    return gzip_member(data, level)
+
+
 def stored_gzip_member(data: bytes) -> bytes:
     """Return *data* as a gzip member of stored deflate blocks (its length depends only on len(data)).
 
@@ -192,7 +210,7 @@ class ParallelGzip:
         while len(self._pending) >= 2 * self.workers:
             self.output.write(self._pending.popleft().result())
         if self._last is None or self._last[0] != data:
-            self._last = (data, self._pool.submit(gzip_member, data, self.level))
+            self._last = (data, self._pool.submit(compress_chunk, data, self.level))
         self._pending.append(self._last[1])
 
 
