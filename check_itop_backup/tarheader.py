@@ -10,7 +10,7 @@ by the caller from the member data with ``pax_records``.
 
 >>> parse_header(bytes(512), 0) is None
 True
->>> parse_number(b"100000000000"), parse_number(b"00005337165\\0")
+>>> parse_number(b"100000000000"), parse_number(b"00005336565\\0")
 ((8589934592, False), (1424757, False))
 """
 
