@@ -242,7 +242,8 @@ class ItopClient:
             raise ItopError(f"iTop at {self.url} answered something that is not JSON: "
                             f"{self._mask(_shorten(text)) or '(empty body)'}")
         if not isinstance(body, dict) or not isinstance(body.get("code"), int):
-            raise ItopError(f"iTop at {self.url} answered JSON without a result code: {_shorten(text)}")
+            raise ItopError(f"iTop at {self.url} answered JSON without a result code: "
+                            f"{self._mask(_shorten(text))}")
         code = body["code"]
         if code != 0:
             message = self._mask(_shorten(re.sub(r"^Error:\s*", "", str(body.get("message") or ""))))

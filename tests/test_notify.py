@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from check_itop_backup import deadline, itop_rest
 from check_itop_backup.history import History
 from check_itop_backup.notify import Verdict, follow_up
 from check_itop_backup.ticket_settings import PASSWORD_ENV, add_ticket_arguments, ticket_settings
@@ -246,6 +247,20 @@ def test_a_broken_history_is_a_ticket_failed_line(fake_itop, history):
     lines = run(fake_itop, history, CRITICAL, T0)
 
     assert lines == ["ticket failed: OperationalError: no such table: tickets"]
+
+
+def test_the_plugins_deadline_firing_during_ticket_work_is_a_ticket_failed_line(fake_itop, history,
+                                                                               monkeypatch):
+    fake_itop.mode, fake_itop.delay = "slow", 3
+    monkeypatch.setattr(itop_rest, "RESERVE_S", -5.0)  # let the HTTP timeout outlast the alarm
+    monkeypatch.setattr(deadline, "current", deadline.Deadline(0.5))
+    deadline.current.start()
+    try:
+        lines = run(fake_itop, history, CRITICAL, T0)
+    finally:
+        deadline.current.cancel()
+
+    assert lines == ["ticket failed: timed out after 0.5s while opening an iTop ticket"]
 
 
 def test_dry_run_shows_the_requests_with_the_password_masked_and_sends_nothing(fake_itop, history):
