@@ -14,6 +14,23 @@ class LiveDbError(Exception):
     """The live database cannot be listed; the message is one line."""
 
 
+def config_database(itop_config: str):
+    """Return the DatabaseSettings *itop_config* names; raise LiveDbError when it cannot be read.
+    (Also the test restore's server: ``--verify restore``.)"""
+    from check_itop_backup.dump import DatabaseSettings, split_db_host
+
+    try:
+        settings = load_php_config(itop_config).get("MySettings") or {}
+    except PhpConfigError as error:
+        raise LiveDbError(str(error)) from None
+    host, port = split_db_host(str(settings.get("db_host") or "localhost"))
+    return DatabaseSettings(
+        host=host, port=port, user=str(settings.get("db_user") or "root"),
+        password=str(settings.get("db_pwd") or ""), name=str(settings.get("db_name") or ""),
+        subname=str(settings.get("db_subname") or ""), tls=bool(settings.get("db_tls.enabled", False)),
+        tls_ca=str(settings.get("db_tls.ca") or ""))
+
+
 def live_tables(itop_config: str) -> list[str]:
     """Return the names of the base tables of the database configured in *itop_config*.
 
@@ -21,19 +38,10 @@ def live_tables(itop_config: str) -> list[str]:
     """
     import pymysql
 
-    from check_itop_backup.dump import DatabaseSettings, DumpError, connect, split_db_host
+    from check_itop_backup.dump import DumpError, connect
 
-    try:
-        settings = load_php_config(itop_config).get("MySettings") or {}
-    except PhpConfigError as error:
-        raise LiveDbError(str(error)) from None
-    host, port = split_db_host(str(settings.get("db_host") or "localhost"))
-    prefix = str(settings.get("db_subname") or "")
-    database = DatabaseSettings(
-        host=host, port=port, user=str(settings.get("db_user") or "root"),
-        password=str(settings.get("db_pwd") or ""), name=str(settings.get("db_name") or ""),
-        subname=prefix, tls=bool(settings.get("db_tls.enabled", False)),
-        tls_ca=str(settings.get("db_tls.ca") or ""))
+    database = config_database(itop_config)
+    prefix = database.subname
     try:
         with connect(database) as connection, connection.cursor() as cursor:
             cursor.execute(

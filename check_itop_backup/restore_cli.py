@@ -20,13 +20,9 @@ PROG = "itop-backup restore"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``itop-backup restore``."""
-    from check_itop_backup.runner_cli import add_database_arguments
-
     parser.add_argument("archive", metavar="ARCHIVE", help="the .tar.gz archive to restore")
     database = parser.add_argument_group("target database")
-    add_database_arguments(database)
-    database.add_argument("--mysql-bindir", metavar="DIR",
-                          help="directory of the mysql or mariadb client (default: PATH)")
+    add_server_arguments(database)
     database.add_argument("--force", action="store_true",
                           help="replace the tables of a target database that has tables (the dump's "
                                "tables are swapped in atomically; others are left as they are)")
@@ -36,8 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "files into this iTop directory, in maintenance mode meanwhile")
     files.add_argument("--environment", metavar="ENV", default="production",
                        help="the iTop environment of the files (default: %(default)s)")
-    parser.add_argument("--timeout", metavar="SECONDS", type=float, default=0,
-                        help="give up after this long, leaving the target as it was (default: none)")
+
+
+def add_server_arguments(group: argparse._ArgumentGroup) -> None:
+    """Declare the server options shared by restore and ``verify --level restore``: the runner's
+    connection options, ``--mysql-bindir`` and ``--timeout``."""
+    from check_itop_backup.runner_cli import add_database_arguments
+
+    add_database_arguments(group)
+    group.add_argument("--mysql-bindir", metavar="DIR",
+                       help="directory of the mysql or mariadb client (default: PATH)")
+    group.add_argument("--timeout", metavar="SECONDS", type=float, default=0,
+                       help="give up after this long; the scratch database is dropped and the target "
+                            "left as it was (default: no limit)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,16 +71,43 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def database_settings(args: argparse.Namespace):
-    """Return the target's DatabaseSettings from the options; raise ValueError (ConfigError)."""
+def run_test_restore(args: argparse.Namespace, format_report) -> int:
+    """``itop-backup verify ARCHIVE --level restore``: print the report (*format_report*), return
+    the exit status (0 only when the archive restored as expected). OSError passes through."""
+    from check_itop_backup.restore import RestoreError
+    from check_itop_backup.testrestore import verify_by_restore
+
+    prog = "itop-backup verify"
+    try:
+        settings = database_settings(args, need_name=False)
+    except ValueError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2
+    with guarded_run(args.timeout) as failure:
+        try:
+            report = verify_by_restore(args.archive, settings, args.mysql_bindir or "")
+        except RestoreError as error:
+            failure.append(f"test restore impossible: {error}")
+    if failure:
+        print(f"{prog}: {failure[0]}", file=sys.stderr)
+        return 1
+    print(format_report(report, args.verbose))
+    if not report.ok:
+        print(f"{prog}: {report.state.upper()}: {report.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def database_settings(args: argparse.Namespace, need_name: bool = True):
+    """Return the DatabaseSettings of the options; raise ValueError (ConfigError) for bad ones."""
     from check_itop_backup.dump import DatabaseSettings, split_db_host
     from check_itop_backup.runner_cli import database_password
 
-    if not args.db_name:
+    if need_name and not args.db_name:
         raise ValueError("give the target database with --db-name")
     host, port = split_db_host(args.db_host or "localhost")
     return DatabaseSettings(host=host, port=args.db_port or port, user=args.db_user or "root",
-                            password=database_password(args, {}), name=args.db_name)
+                            password=database_password(args, {}), name=args.db_name or "")
 
 
 class guarded_run:  # noqa: N801 - used as a context manager, like contextlib's

@@ -25,13 +25,16 @@ from check_itop_backup.units import format_duration, parse_duration
 
 log = logging.getLogger(__name__)
 
-LEVELS = ("stat", "archive", "dump")  # the restore issue appends "restore"
+LEVELS = ("stat", "archive", "dump", "restore")
+DEFAULT_RESTORE_EVERY = 7 * 86400.0
 
 
-class VerifySettings(namedtuple("VerifySettings", "level every compare_live_db itop_config")):
+class VerifySettings(namedtuple("VerifySettings", "level every compare_live_db itop_config restore_every",
+                                 defaults=(DEFAULT_RESTORE_EVERY,))):
     """``level`` (one of LEVELS), ``every`` (seconds between re-verifications of one archive,
-    None for once), ``compare_live_db`` (bool) and ``itop_config`` (the config-itop.php path
-    naming the live database, or None)."""
+    None for once), ``compare_live_db`` (bool), ``itop_config`` (the config-itop.php path
+    naming the live database, or None) and ``restore_every`` (seconds between test restores
+    of a series with ``--verify restore``; archives in between are verified at ``dump`` level)."""
 
     __slots__ = ()
 
@@ -42,8 +45,13 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verify", metavar="LEVEL", choices=LEVELS, default="stat",
                        help="stat: only the file's name, age and size (default); archive: also read "
                             "the whole gzip stream and tar headers, required and safe members; dump: "
-                            "also the dump's completion trailer, its tables and config-itop.php. "
+                            "also the dump's completion trailer, its tables and config-itop.php; "
+                            "restore: also a test restore into a scratch database on the server of "
+                            "--itop-config, with table and row counts compared and the scratch dropped. "
                             "CRITICAL with the reason when the archive fails")
+    group.add_argument("--restore-every", metavar="DURATION", default="7d",
+                       help="with --verify restore: test-restore at most one archive of the series "
+                            "per DURATION, the others at dump level (default: %(default)s)")
     group.add_argument("--verify-every", metavar="DURATION",
                        help="verify an archive again after this long, e.g. 7d (default: once per "
                             "archive; results are cached in the history)")
@@ -61,7 +69,10 @@ def verify_settings(args: argparse.Namespace, itop_config: str | None) -> Verify
         raise ValueError("--compare-live-db needs --verify dump")
     if args.compare_live_db and not itop_config:
         raise ValueError("--compare-live-db needs --itop-config (the live database's settings)")
-    return VerifySettings(args.verify, every, args.compare_live_db, itop_config)
+    if args.verify == "restore" and not itop_config:
+        raise ValueError("--verify restore needs --itop-config (the server of the scratch database)")
+    return VerifySettings(args.verify, every, args.compare_live_db, itop_config,
+                          parse_duration(args.restore_every))
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,11 @@ class Verifier:
         archive cannot be opened; ``StageTimeoutError`` passes through, with nothing cached.
         """
         level = self.settings.level
+        if level == "restore":
+            last = history.previous_verification(series, float("inf"), "restore")
+            if last is not None and now - last.verified_at < self.settings.restore_every:
+                log.info("last test restore %s: %s; verifying at dump level", last.path, last.message)
+                level = "dump"
         cached = history.verification(archive.path, archive.size, archive.mtime, archive.inode,
                                       LEVELS[LEVELS.index(level):])
         if cached is not None and (self.settings.every is None
@@ -104,7 +120,7 @@ class Verifier:
                      format_duration(now - cached.verified_at))
             result = _from_record(cached, cached=True)
         else:
-            result = self._verify_now(archive, series, history, now)
+            result = self._verify_now(archive, series, history, now, level)
         if result.state == "critical" or level != "dump":
             return result
         previous = history.previous_verification(series, archive.mtime, "dump")
@@ -114,10 +130,12 @@ class Verifier:
         return dataclasses.replace(result, findings=tuple(findings),
                                    previous=previous.path if previous else None)
 
-    def _verify_now(self, archive: object, series: str, history: History, now: float) -> Verification:
+    def _verify_now(self, archive: object, series: str, history: History, now: float,
+                    level: str) -> Verification:
         from check_itop_backup.verify import verify_archive
 
-        report = verify_archive(archive.path, self.settings.level)
+        report = _test_restore(archive.path, self.settings.itop_config) if level == "restore" \
+            else verify_archive(archive.path, level)
         log.info("%s: verified to %s level in %.1fs: %s", archive.path, report.reached,
                  report.seconds, report.reason)
         with deadline.current.stage(f"writing the verification to the history {history.path}"), \
@@ -128,6 +146,18 @@ class Verifier:
                                         json.dumps(report.details()), now)
         return Verification(level=report.level, reached=report.reached, state=report.state,
                             reason=report.reason, verified_at=now, cached=False, tables=report.tables)
+
+
+def _test_restore(path: str, itop_config: str):
+    """The restore-level report; a server that cannot be used is an OSError (UNKNOWN: cannot tell)."""
+    from check_itop_backup.livedb import LiveDbError, config_database
+    from check_itop_backup.restore import RestoreError
+    from check_itop_backup.testrestore import verify_by_restore
+
+    try:
+        return verify_by_restore(path, config_database(itop_config))
+    except (LiveDbError, RestoreError) as error:
+        raise OSError(f"test restore impossible: {error}") from None
 
 
 def _from_record(record: VerificationRecord, cached: bool) -> Verification:

@@ -17,12 +17,17 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``ARCHIVE``, ``--level`` and ``--verbose``."""
     parser.add_argument("archive", metavar="ARCHIVE", help="the .tar.gz or .zip archive to verify")
-    parser.add_argument("--level", choices=("archive", "dump"), default="dump",
+    parser.add_argument("--level", choices=("archive", "dump", "restore"), default="dump",
                         help="archive: gzip stream, tar headers, required and safe members; "
-                             "dump: also the dump's completion trailer, tables and config-itop.php "
-                             "(default: %(default)s)")
+                             "dump: also the dump's completion trailer, tables and config-itop.php; "
+                             "restore: also a test restore into a scratch database (dropped "
+                             "afterwards) on the server of the --db-* options, compared with the "
+                             "manifest or the dump's statements (default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="list every member and table")
+    from check_itop_backup.restore_cli import add_server_arguments
+
+    add_server_arguments(parser.add_argument_group("test restore (--level restore)"))
 
 
 def format_report(report: VerificationReport, verbose: bool = False) -> str:
@@ -53,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     from check_itop_backup.verify import verify_archive
 
     try:
+        if args.level == "restore":
+            from check_itop_backup.restore_cli import run_test_restore
+
+            return run_test_restore(args, format_report)
         report = verify_archive(args.archive, args.level)
     except OSError as error:
         print(f"itop-backup verify: cannot read {args.archive}: {error.strerror or error}", file=sys.stderr)
