@@ -34,8 +34,7 @@ RESERVE_S = 1.0
 MASK = "********"
 ENDPOINT = "/webservices/rest.php"
 
-# Incident statuses from which ev_autoresolve applies (iTop 3.2); resolved/closed are not open.
-OPEN_STATUSES = ("new", "assigned", "pending", "escalated_tto", "escalated_ttr")
+# Every other Incident status (new, assigned, pending, escalated_tto, escalated_ttr) is open.
 CLOSED_STATUSES = ("resolved", "closed")
 
 CODE_HINTS = {
