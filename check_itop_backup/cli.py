@@ -258,7 +258,9 @@ def _run(args: argparse.Namespace, runtime: nagiosplugin.Runtime) -> int:
     with deadline.current.stage(f"opening the history {settings.history_path}"):
         history = History.open(settings.history_path)
     try:
-        check = build_check(settings, history, ticket_settings(args, settings.params), verifier)
+        module = settings.itop_config.backup if settings.itop_config else None  # itop_backup_incident
+        tickets = ticket_settings(args, settings.params, itop_backup_module=module)
+        check = build_check(settings, history, tickets, verifier)
         check()
     finally:
         history.close()

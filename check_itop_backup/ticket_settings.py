@@ -133,9 +133,16 @@ def _password(args: argparse.Namespace, params: Mapping[str, str],
 
 
 def ticket_settings(args: argparse.Namespace, params: Mapping[str, str],
-                    environ: Mapping[str, str] = os.environ) -> TicketSettings | None:
-    """Return the ticket settings from parsed *args* and param-file *params*; None when tickets are off."""
+                    environ: Mapping[str, str] = os.environ,
+                    itop_backup_module: Mapping[str, object] | None = None) -> TicketSettings | None:
+    """Return the ticket settings from parsed *args* and param-file *params*; None when tickets are off.
+
+    *itop_backup_module* holds config-itop.php's ``itop-backup`` module settings, where iTop
+    itself reads ``itop_backup_incident``: the last place an iTop URL is looked for.
+    """
     values = {dest: getattr(args, dest) or params.get(key, "") for dest, key in PARAM_KEYS.items()}
+    if not values["itop_url"] and itop_backup_module:
+        values["itop_url"] = str(itop_backup_module.get("itop_backup_incident") or "")
     if not values["itop_url"]:
         return None
     password, password_problem = _password(args, params, environ)

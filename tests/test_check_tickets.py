@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.checkrun import place_archive, run_check
+from tests.checkrun import ITOP_ARCHIVE, place_archive, run_check
 from tests.fake_itop import TICKET_PARAMS, free_port
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -218,6 +219,21 @@ def test_command_line_options_override_the_param_file(tmp_path, itop):
     fields = itop.operations("core/create")[0].json_data["fields"]
     assert (fields["title"], fields["impact"], fields["urgency"], fields["caller_id"]) == (
         "iTop prod backup", "1", "1", "SELECT Person WHERE friendlyname = 'Agatha Christie'")
+
+
+def test_the_itop_url_may_come_from_itops_config_as_for_check_backup_php(tmp_path, itop):
+    config = tmp_path / "itop" / "conf" / "production" / "config-itop.php"
+    config.parent.mkdir(parents=True)
+    with tarfile.open(ITOP_ARCHIVE) as archive:  # the real config, its itop_backup_incident set
+        text = archive.extractfile("config-itop.php").read().decode()
+    config.write_text(text.replace("'itop_backup_incident' => ''", f"'itop_backup_incident' => '{itop.url}'"))
+    params = write_params(tmp_path, "")
+
+    run = run_check("--itop-config", config, "--param-file", params, "--now", "2026-11-30T18:00:00+00:00")
+
+    assert run.exit_code == 2
+    assert run.long_output == ["opened I-000001"]
+    assert itop.requests[0].path == "/itop/webservices/rest.php"
 
 
 def test_an_ok_run_without_an_open_ticket_does_not_import_requests(tmp_path, itop):
