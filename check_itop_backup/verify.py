@@ -208,7 +208,7 @@ class _Inspection:
         if "sha256" in dump and self.dump.sha256 and dump["sha256"] != self.dump.sha256:
             raise _BadArchiveError(f"{DUMP_MEMBER} does not match the SHA-256 in {MANIFEST_MEMBER}")
         listed = [table.get("name") for table in manifest.get("tables") or ()
-                  if isinstance(table, dict) and table.get("type", "BASE TABLE") != "VIEW"]
+                  if isinstance(table, dict) and str(table.get("type", "table")).upper() != "VIEW"]
         missing = [name for name in listed if name not in self.dump.tables]
         if missing:
             raise _BadArchiveError(f"{DUMP_MEMBER} lacks {len(missing)} of the tables listed in "
