@@ -151,7 +151,8 @@ def verify_by_restore(archive: str, settings: DatabaseSettings, bindir: str = ""
         state, reason = "critical", f"restored but {findings[0]}{more}"
     else:
         state = report.state
-        reason = (f"restored into a scratch database in {seconds:.1f} s: {len(restored)} tables, "
+        tables = sum(kind == "table" for kind, _ in restored.values())
+        reason = (f"restored into a scratch database in {seconds:.1f} s: {tables} tables, "
                   f"{rows} rows, matching {source}")
         if report.state == "warning":
             reason = f"{reason}; {report.reason}"
