@@ -109,11 +109,8 @@ class VerificationReport:
         }
 
 
-class _BadArchiveError(Exception):
-    """A check failed; *reason* is the status-line text."""
-
-
-ArchiveError = _BadArchiveError  # public name, for walk_tar_gz callers
+class ArchiveError(Exception):
+    """A check failed; the message is the status-line text."""
 
 
 class _Sink(Protocol):
@@ -152,10 +149,10 @@ class _Inspection:
         self.multi_member_gzip = False
 
     def open_member(self, name: str, size: int, kind: bytes = b"0", linkname: str = "") -> _Sink:
-        """Record a member and return where its data goes. Raise _BadArchiveError when it is unsafe."""
+        """Record a member and return where its data goes. Raise ArchiveError when it is unsafe."""
         reason = unsafe_reason(name, kind, linkname)
         if reason:
-            raise _BadArchiveError(reason)
+            raise ArchiveError(reason)
         root = root_name(name)
         self.members.append(Member(root, size, kind.decode("ascii", "replace")))
         if kind not in REGULAR_TYPES:
@@ -176,20 +173,20 @@ class _Inspection:
         present = {member.name for member in self.members if member.type in ("0", "7")}
         for required in REQUIRED_MEMBERS:
             if required not in present:
-                raise _BadArchiveError(f"required member {required} is missing")
+                raise ArchiveError(f"required member {required} is missing")
 
     def check_dump(self) -> None:
         assert self.dump is not None and self.config is not None
         self.dump.close()
         finding = self.dump.findings(DUMP_MEMBER)
         if finding:
-            raise _BadArchiveError(finding)
+            raise ArchiveError(finding)
         if not self.config.whole:
-            raise _BadArchiveError(f"{CONFIG_MEMBER} is larger than {format_size(SMALL_MEMBER_LIMIT)}")
+            raise ArchiveError(f"{CONFIG_MEMBER} is larger than {format_size(SMALL_MEMBER_LIMIT)}")
         try:
             parse_php_config(self.config.data.decode("utf-8", "replace"))
         except PhpConfigError as error:
-            raise _BadArchiveError(f"{CONFIG_MEMBER} does not parse: {error}") from None
+            raise ArchiveError(f"{CONFIG_MEMBER} does not parse: {error}") from None
         if self.manifest is not None:
             self._check_manifest()
 
@@ -201,17 +198,17 @@ class _Inspection:
             manifest = None
         dump = manifest.get("dump") if isinstance(manifest, dict) else None
         if not isinstance(dump, dict):
-            raise _BadArchiveError(f"{MANIFEST_MEMBER} is not a manifest (no \"dump\" object)")
+            raise ArchiveError(f"{MANIFEST_MEMBER} is not a manifest (no \"dump\" object)")
         if "size" in dump and dump["size"] != self.dump.size:
-            raise _BadArchiveError(f"{DUMP_MEMBER} is {self.dump.size} bytes but {MANIFEST_MEMBER} "
+            raise ArchiveError(f"{DUMP_MEMBER} is {self.dump.size} bytes but {MANIFEST_MEMBER} "
                            f"says {dump['size']}")
         if "sha256" in dump and self.dump.sha256 and dump["sha256"] != self.dump.sha256:
-            raise _BadArchiveError(f"{DUMP_MEMBER} does not match the SHA-256 in {MANIFEST_MEMBER}")
+            raise ArchiveError(f"{DUMP_MEMBER} does not match the SHA-256 in {MANIFEST_MEMBER}")
         listed = [table.get("name") for table in manifest.get("tables") or ()
                   if isinstance(table, dict) and str(table.get("type", "table")).upper() != "VIEW"]
         missing = [name for name in listed if name not in self.dump.tables]
         if missing:
-            raise _BadArchiveError(f"{DUMP_MEMBER} lacks {len(missing)} of the tables listed in "
+            raise ArchiveError(f"{DUMP_MEMBER} lacks {len(missing)} of the tables listed in "
                                    f"{MANIFEST_MEMBER}: {', '.join(map(str, missing))}")
 
     def abandon(self) -> None:
@@ -243,14 +240,14 @@ class _GzipReader:
                     if len(data) < 2 and more:
                         break  # the next read completes the magic number
                     if data[:2] != _GZIP_MAGIC:
-                        raise _BadArchiveError(self._garbage(len(data)))
+                        raise ArchiveError(self._garbage(len(data)))
                     decompressor = zlib.decompressobj(31)
                     self.members += 1
                 try:
                     piece = decompressor.decompress(data, INFLATE_SIZE)
                 except zlib.error as error:
                     where = self.read_bytes - len(data)
-                    raise _BadArchiveError(f"gzip stream corrupt after byte {where}: "
+                    raise ArchiveError(f"gzip stream corrupt after byte {where}: "
                                    f"{str(error).split(': ', 1)[-1]}") from None
                 data = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
                 full = len(piece) == INFLATE_SIZE
@@ -259,9 +256,9 @@ class _GzipReader:
             if not more:
                 break
         if decompressor is None:
-            raise _BadArchiveError("archive is empty")
+            raise ArchiveError("archive is empty")
         if not decompressor.eof:
-            raise _BadArchiveError(f"gzip stream truncated: the file ends after "
+            raise ArchiveError(f"gzip stream truncated: the file ends after "
                                    f"{format_size(self.read_bytes)} in the middle of compressed data")
 
     def _garbage(self, remaining: int) -> str:
@@ -310,22 +307,22 @@ class _TarWalker:
         self._base += end
 
     def finish(self) -> None:
-        """Raise _BadArchiveError when the stream stopped before the end-of-archive marker."""
+        """Raise ArchiveError when the stream stopped before the end-of-archive marker."""
         if self.ended:
             return
         if self._data_left:
             done = self._size - self._data_left
-            raise _BadArchiveError(f"tar stream ends inside member {self._member}: "
+            raise ArchiveError(f"tar stream ends inside member {self._member}: "
                                    f"{done} of {self._size} bytes")
-        raise _BadArchiveError("tar stream ends without the end-of-archive marker")
+        raise ArchiveError("tar stream ends without the end-of-archive marker")
 
     def _on_header(self, block: bytes, offset: int) -> None:
         try:
             header = parse_header(block, offset)
         except TarFormatError as error:
             if self._headers == 0:
-                raise _BadArchiveError(f"the gzip stream does not hold a tar archive ({error})") from None
-            raise _BadArchiveError(str(error)) from None
+                raise ArchiveError(f"the gzip stream does not hold a tar archive ({error})") from None
+            raise ArchiveError(str(error)) from None
         if header is None:
             self.ended = True
             return
@@ -358,7 +355,7 @@ class _TarWalker:
         kind, collector = self._extension
         self._extension = None
         if not collector.whole:
-            raise _BadArchiveError(f"tar extended header larger than {format_size(SMALL_MEMBER_LIMIT)}")
+            raise ArchiveError(f"tar extended header larger than {format_size(SMALL_MEMBER_LIMIT)}")
         data = bytes(collector.data)
         if kind == b"L":
             self._pending["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
@@ -368,7 +365,7 @@ class _TarWalker:
             try:
                 records = pax_records(data)
             except TarFormatError as error:
-                raise _BadArchiveError(str(error)) from None
+                raise ArchiveError(str(error)) from None
             if kind == b"x":
                 self._pending.update({key: records[key] for key in ("path", "linkpath", "size")
                                       if key in records})
@@ -376,8 +373,14 @@ class _TarWalker:
                 "archive uses PAX extended headers, which iTop's restore skips")
 
 
-def _walk_tar_gz(handle: BinaryIO, inspection: _Inspection) -> int:
-    """Walk a tar.gz; return the number of gzip members."""
+def walk_tar_gz(handle: BinaryIO, inspection: Any) -> int:
+    """Walk the tar.gz on *handle* in one pass; return the number of gzip members.
+
+    *inspection* is shaped like ``_Inspection``: ``open_member(name, size, kind, linkname)``
+    returns a sink (``write(data, start, end)``) for the member's data; it has ``warnings``
+    (a list) and ``multi_member_gzip``. Raise ``ArchiveError`` when the stream is damaged.
+    restore.py uses it to load the dump straight from the archive.
+    """
     reader = _GzipReader(handle)
     walker = _TarWalker(inspection)
     for piece in reader.pieces():
@@ -385,17 +388,6 @@ def _walk_tar_gz(handle: BinaryIO, inspection: _Inspection) -> int:
         walker.feed(piece)
     walker.finish()
     return reader.members
-
-
-def walk_tar_gz(handle: BinaryIO, receiver: Any) -> int:
-    """Walk the tar.gz on *handle* in one pass; return the number of gzip members.
-
-    *receiver* is shaped like ``_Inspection``: ``open_member(name, size, kind, linkname)``
-    returns a sink (``write(data, start, end)``) for the member's data; it has ``warnings``
-    (a list) and ``multi_member_gzip``. Raise ``ArchiveError`` when the stream is damaged.
-    restore.py uses it to load the dump straight from the archive.
-    """
-    return _walk_tar_gz(handle, receiver)
 
 
 def _zip_kind(info: zipfile.ZipInfo) -> bytes:
@@ -411,7 +403,7 @@ def _walk_zip(path: str, inspection: _Inspection) -> None:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
-        raise _BadArchiveError(f"not a readable zip archive: {error}") from None
+        raise ArchiveError(f"not a readable zip archive: {error}") from None
     with archive:
         for info in archive.infolist():
             kind = _zip_kind(info)
@@ -426,7 +418,7 @@ def _walk_zip(path: str, inspection: _Inspection) -> None:
                         sink.write(data, 0, len(data))
                         data = member.read(INFLATE_SIZE)
             except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-                raise _BadArchiveError(f"zip member {info.filename} is corrupt: {error}") from None
+                raise ArchiveError(f"zip member {info.filename} is corrupt: {error}") from None
 
 
 def verify_archive(path: str, level: str = "dump") -> VerificationReport:
@@ -451,16 +443,16 @@ def verify_archive(path: str, level: str = "dump") -> VerificationReport:
                     container = "zip"
                     _walk_zip(path, inspection)
                 elif magic[:2] == _GZIP_MAGIC:
-                    gzip_members = _walk_tar_gz(handle, inspection)
+                    gzip_members = walk_tar_gz(handle, inspection)
                 else:
-                    raise _BadArchiveError("not a gzip or zip file" if magic else "archive is empty")
+                    raise ArchiveError("not a gzip or zip file" if magic else "archive is empty")
                 inspection.check_archive()
                 reached = "archive"
                 if level == "dump":
                     inspection.check_dump()
                     reached = "dump"
                 state, reason = _summary(inspection)
-            except _BadArchiveError as failure:
+            except ArchiveError as failure:
                 state, reason = "critical", str(failure)
         finally:
             inspection.abandon()
