@@ -201,7 +201,7 @@ class _Inspection:
             raise ArchiveError(f"{MANIFEST_MEMBER} is not a manifest (no \"dump\" object)")
         if "size" in dump and dump["size"] != self.dump.size:
             raise ArchiveError(f"{DUMP_MEMBER} is {self.dump.size} bytes but {MANIFEST_MEMBER} "
-                           f"says {dump['size']}")
+                               f"says {dump['size']}")
         if "sha256" in dump and self.dump.sha256 and dump["sha256"] != self.dump.sha256:
             raise ArchiveError(f"{DUMP_MEMBER} does not match the SHA-256 in {MANIFEST_MEMBER}")
         listed = [table.get("name") for table in manifest.get("tables") or ()
@@ -209,7 +209,7 @@ class _Inspection:
         missing = [name for name in listed if name not in self.dump.tables]
         if missing:
             raise ArchiveError(f"{DUMP_MEMBER} lacks {len(missing)} of the tables listed in "
-                                   f"{MANIFEST_MEMBER}: {', '.join(map(str, missing))}")
+                               f"{MANIFEST_MEMBER}: {', '.join(map(str, missing))}")
 
     def abandon(self) -> None:
         """Stop background work (the dump hash) when the walk ends early."""
@@ -248,7 +248,7 @@ class _GzipReader:
                 except zlib.error as error:
                     where = self.read_bytes - len(data)
                     raise ArchiveError(f"gzip stream corrupt after byte {where}: "
-                                   f"{str(error).split(': ', 1)[-1]}") from None
+                                       f"{str(error).split(': ', 1)[-1]}") from None
                 data = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
                 full = len(piece) == INFLATE_SIZE
                 if piece:
@@ -259,7 +259,7 @@ class _GzipReader:
             raise ArchiveError("archive is empty")
         if not decompressor.eof:
             raise ArchiveError(f"gzip stream truncated: the file ends after "
-                                   f"{format_size(self.read_bytes)} in the middle of compressed data")
+                               f"{format_size(self.read_bytes)} in the middle of compressed data")
 
     def _garbage(self, remaining: int) -> str:
         if self.members == 0:
@@ -313,7 +313,7 @@ class _TarWalker:
         if self._data_left:
             done = self._size - self._data_left
             raise ArchiveError(f"tar stream ends inside member {self._member}: "
-                                   f"{done} of {self._size} bytes")
+                               f"{done} of {self._size} bytes")
         raise ArchiveError("tar stream ends without the end-of-archive marker")
 
     def _on_header(self, block: bytes, offset: int) -> None:
