@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl
 ROOT = "/itop"
 # A self-signed certificate for 127.0.0.1 (valid until 2126), for the HTTPS mode; the CA bundle is the
 # certificate itself.
+RECORDED = Path(__file__).parent / "data" / "rest"
 TLS_CERT = Path(__file__).parent / "data" / "tls" / "fake-itop.pem"
 TLS_KEY = TLS_CERT.with_suffix(".key")
 USERS = {"rest": "rest-password"}
@@ -224,8 +225,7 @@ class FakeItop:
             return failure.body()
 
     def _list_operations(self, data: dict[str, Any]) -> dict[str, Any]:
-        verbs = [{"verb": verb, "description": verb, "extension": "CoreServices"} for verb in OPERATIONS[1:]]
-        return {"code": 0, "message": f"Operations: {len(verbs)}", "version": "1.3", "operations": verbs}
+        return json.loads((RECORDED / "list_operations.response.json").read_text())  # iTop 3.2's seven verbs
 
     def _create(self, data: dict[str, Any]) -> dict[str, Any]:
         _require(data, "comment", "class", "fields")
@@ -415,10 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Keep the test output clean."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        self._serve()
-
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         self._serve()
 
     def _serve(self) -> None:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from pathlib import Path
 
 import pytest
 import requests
 
 from check_itop_backup import deadline
 from check_itop_backup.itop_rest import DryRunClient, Incident, ItopClient, ItopError, find_open_request
-from tests.fake_itop import TLS_CERT, FakeItop, free_port
+from tests.fake_itop import RECORDED, TLS_CERT, FakeItop, free_port
 
-RECORDED = Path(__file__).parent / "data" / "rest"
 FIELDS = {
     "org_id": "SELECT Organization WHERE name = 'Demo'",
     "caller_id": "SELECT Person WHERE email = 'agatha.christie@demo.com'",
@@ -50,11 +48,12 @@ def client(fake_itop, password: str = "rest-password", **options) -> ItopClient:
     "create_incident_missing_title", "create_incident_nonexistent_caller", "create_incident_nonexistent_org",
     "create_incident_unknown_class", "create_incident_unknown_field", "create_incident_unknown_user",
     "create_incident_wrong_password", "get_incident_by_numeric_key_not_found", "get_incident_none",
+    "list_operations",
     "malformed_json_data", "missing_auth_pwd", "missing_auth_user", "missing_json_data", "missing_operation",
     "missing_version", "unknown_operation", "update_incident_nonexistent_key", "version_9_9",
     "x_auth_token_header_only",
 ])
-def test_the_fake_answers_every_recorded_error_exactly_as_itop_did(fake_itop, case):
+def test_the_fake_answers_every_recorded_error_and_listing_exactly_as_itop_did(fake_itop, case):
     answer, itop_answer = replay(fake_itop, case)
 
     assert answer == itop_answer
