@@ -63,8 +63,8 @@ def _arguments(parser: argparse.ArgumentParser, action: argparse.Action) -> list
         return [line for level in (1, 2, 3) for line in _argument(
             "-" + "v" * level,
             [("set_if", f'{{{{ macro("${name}$") == {level} }}}}'),
-             ("description", _quote(f"{help_text(parser, action)}: set when {name} "
-                                    f"is {level}"))])]
+             ("description", _quote(f"{help_text(parser, action)}: {option} {level} time(s), "
+                                    f"when {name} is {level}"))])]
     if action.nargs == 0:
         return _argument(option, [("set_if", _quote(f"${name}$")), description])
     attributes = [("value", _quote(f"${name}$")), description]

@@ -17,6 +17,7 @@ import pwd
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -112,6 +113,17 @@ include "{service}"
 """
 
 
+def icinga_defines(tmp_path: Path) -> list[str]:
+    """icinga2 options keeping its state under *tmp_path* and running it as us."""
+    for directory in ("cache", "data", "log", "spool", "run/icinga2"):
+        (tmp_path / directory).mkdir(parents=True, exist_ok=True)
+    return [*(f"-DConfiguration.{name}Dir={tmp_path / directory}" for name, directory in
+              (("Cache", "cache"), ("Data", "data"), ("Log", "log"), ("Spool", "spool"),
+               ("Run", "run"), ("InitRun", "run"))),
+            f"-DRunAsUser={pwd.getpwuid(os.geteuid()).pw_name}",
+            f"-DRunAsGroup={grp.getgrgid(os.getegid()).gr_name}"]
+
+
 def icinga_objects(tmp_path: Path, object_type: str) -> dict[str, dict[str, str]]:
     """Validate the contrib files in a dummy tree; return the objects of *object_type*.
 
@@ -121,10 +133,7 @@ def icinga_objects(tmp_path: Path, object_type: str) -> dict[str, dict[str, str]
     conf = tmp_path / "icinga2.conf"
     conf.write_text(ICINGA_TREE.replace("{command}", str(COMMAND_CONF))
                     .replace("{service}", str(SERVICE_CONF)))
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    defines = [f"-DConfiguration.CacheDir={cache}", "-DRunAsUser=root", "-DRunAsGroup=root"] \
-        if os.geteuid() == 0 else [f"-DConfiguration.CacheDir={cache}"]
+    defines = icinga_defines(tmp_path)
     validate = subprocess.run([icinga2, "daemon", "-C", "-c", str(conf), *defines],
                               capture_output=True, text=True, check=False)
     assert validate.returncode == 0, validate.stdout + validate.stderr
@@ -147,6 +156,53 @@ def test_icinga_loads_the_command_and_applies_both_services_to_the_itop_host_onl
     assert check["command_endpoint"] == restore["command_endpoint"] == '"itop.example.com"'
     assert float(restore["check_interval"]) == 7 * 86400 > float(check["check_interval"])
     assert float(restore["check_timeout"]) > 6900  # itop_backup_timeout in service.conf
+
+
+ICINGA_RUN_TREE = """\
+include <itl>
+const PluginContribDir = "{plugins}"
+object CheckerComponent "checker" { }
+object FileLogger "main" { path = "{log}"; severity = "notice" }
+include "{command}"
+object Host "itop.example.com" { check_command = "dummy"; enable_active_checks = false }
+object Service "itop-backup" {
+  host_name = "itop.example.com"
+  check_command = "itop_backup"
+  check_interval = 1s
+  vars.itop_backup_file = "{archive}"
+  vars.itop_backup_history = "{history}"
+  vars.itop_backup_verbose = 2
+}
+"""
+
+
+def test_icinga_runs_the_plugin_with_the_arguments_built_from_the_variables(tmp_path):
+    icinga2 = require("icinga2")
+    plugin = installed_script("check_itop_backup")
+    archive = tmp_path / "archives" / "itop.tar.gz"
+    archive.parent.mkdir()
+    shutil.copyfile(ITOP_ARCHIVE, archive)
+    os.utime(archive, (time.time() - 600, time.time() - 600))
+    log = tmp_path / "icinga2.log"
+    conf = tmp_path / "icinga2.conf"
+    conf.write_text(ICINGA_RUN_TREE.replace("{plugins}", str(Path(plugin).parent)).replace("{log}", str(log))
+                    .replace("{command}", str(COMMAND_CONF)).replace("{archive}", str(archive))
+                    .replace("{history}", str(tmp_path / "history.sqlite")))
+    daemon = subprocess.Popen([icinga2, "daemon", "-c", str(conf), *icinga_defines(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        give_up = time.monotonic() + 30
+        while "hard state change" not in (text := log.read_text() if log.exists() else ""):
+            assert time.monotonic() < give_up and daemon.poll() is None, text
+            time.sleep(0.2)
+    finally:
+        os.killpg(daemon.pid, signal.SIGKILL)  # a throwaway daemon: no need for its slow shutdown
+        daemon.wait()
+
+    command = re.search(r"Running command (.*): PID", text).group(1)
+    assert shlex.split(command) == [plugin, "--backup-file", str(archive),
+                                    "--history", str(tmp_path / "history.sqlite"), "-vv"]
+    assert "'itop.example.com!itop-backup' hard state change from UNKNOWN to OK" in text
 
 
 def test_icinga_command_conf_is_the_one_rendered_from_the_probes_parser():
