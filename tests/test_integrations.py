@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from check_itop_backup import icinga_command
+from check_itop_backup.backup_cli import build_parser as build_runner_parser
 from check_itop_backup.cli import build_check_parser
 from check_itop_backup.schedule import Schedule
 from tests.checkrun import ITOP_ARCHIVE
@@ -564,3 +565,28 @@ def test_cron_runs_the_same_command_at_the_same_times_as_the_systemd_units():
     assert user == unit_setting(SYSTEMD_DIR / "itop-backup.service", "User")
     assert shlex.split(command.replace("\\%", "%")) == \
         shlex.split(exec_start.replace("%%", "%").replace("/usr/local/bin/itop-backup", "itop-backup"))
+
+
+def runner_argv() -> list[str]:
+    """The arguments of ``itop-backup`` in the service's ExecStart (systemd's %% unescaped)."""
+    return shlex.split(unit_setting(SYSTEMD_DIR / "itop-backup.service", "ExecStart").replace("%%", "%"))[1:]
+
+
+def test_the_runner_accepts_the_units_command_line():
+    try:
+        args = build_runner_parser().parse_args(runner_argv())
+    except SystemExit:
+        pytest.fail(f"itop-backup rejects {runner_argv()}")
+
+    assert args.command == "run"
+
+
+def test_the_examples_check_the_archives_and_history_the_runner_writes():
+    runner = build_runner_parser().parse_args(runner_argv())
+    icinga = dict(re.findall(r'^\tvars\.(itop_backup_\w+) = "(.*)"$', SERVICE_CONF.read_text(), re.MULTILINE))
+    nrpe = re.search(r"^command\[check_itop_backup\]=\S+ (.*)$", (NAGIOS_DIR / "nrpe.cfg").read_text(),
+                     re.MULTILINE).group(1)
+    nagios = build_check_parser().parse_args(shlex.split(nrpe))
+
+    assert (icinga["itop_backup_file"], icinga["itop_backup_history"]) == \
+        (nagios.backup_file, nagios.history) == (runner.backup_file, runner.history)
