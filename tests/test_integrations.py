@@ -23,6 +23,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import yaml
@@ -35,7 +36,8 @@ from tests.checkrun import ITOP_ARCHIVE
 
 ROOT = Path(__file__).parent.parent
 CONTRIB = ROOT / "contrib"
-PACKAGES = {"icinga2": "icinga2-bin", "nagios4": "nagios4-core", "systemd-analyze": "systemd"}
+PACKAGES = {"icinga2": "icinga2-bin", "nagios4": "nagios4-core", "systemd-analyze": "systemd",
+            "php": "php-cli php-mbstring"}
 ITOP_WEEK_DAYS = "monday, tuesday, wednesday, thursday, friday"  # iTop's setup default, 23:30
 
 
@@ -48,8 +50,12 @@ def require(tool: str) -> str:
     path = shutil.which(tool, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
     if path:
         return path
-    message = f"{tool} is not installed (apt-get install {PACKAGES[tool]})"
-    if os.environ.get("CI") == "true" and tool != "systemd-analyze":
+    missing(f"{tool} is not installed (apt-get install {PACKAGES[tool]})", in_ci=tool != "systemd-analyze")
+
+
+def missing(message: str, in_ci: bool = True) -> NoReturn:
+    """Skip the test for a missing validator, or fail when CI=true and *in_ci*."""
+    if os.environ.get("CI") == "true" and in_ci:
         pytest.fail(message)
     pytest.skip(message)
 
@@ -345,6 +351,28 @@ def zabbix_template() -> dict:
     assert export["version"] == "6.0"
     (template,) = export["templates"]
     return template
+
+
+ZABBIX_UI = Path(os.environ.get("ZABBIX_UI_DIR", "/usr/share/zabbix"))
+
+
+def test_the_zabbix_60_frontend_import_code_accepts_the_template():
+    php = require("php")
+    if not (ZABBIX_UI / "include" / "classes" / "import").is_dir():
+        missing(f"no Zabbix frontend in {ZABBIX_UI} (apt-get install zabbix-frontend-php, or "
+                "dpkg -x its .deb and set ZABBIX_UI_DIR): .ci/run does the latter")
+    template = zabbix_template()
+    (rule,) = template["discovery_rules"]
+
+    run = subprocess.run([php, str(Path(__file__).parent / "zabbix_import_check.php"), str(ZABBIX_UI),
+                          str(ZABBIX_DIR / "template_itop_backup.yaml")], capture_output=True, text=True,
+                         check=False)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads(run.stdout) == {
+        "version": "6.0", "templates": [TEMPLATE_NAME], "items": 0, "discovery_rules": 1,
+        "item_prototypes": len(rule["item_prototypes"]), "triggers": 0,
+        "trigger_prototypes": sum(len(i.get("trigger_prototypes", [])) for i in rule["item_prototypes"])}
 
 
 def user_parameters() -> dict[str, str]:
