@@ -468,6 +468,8 @@ def zabbix_instances(tmp_path):
     (params / "prod.params").write_text(f"backup_file = {fresh}\ncheck_size_min = 1000 # bytes\n")
     (params / "test.params").write_text(f"backup_file = {archives}/missing.tar.gz\n")
     (params / "README").write_text("not an instance\n")
+    (params / ".old.params").write_text("backup_file = /nowhere\n")  # hidden: not an instance
+    (params / "archive.params").mkdir()  # a directory: not an instance
     return params
 
 
