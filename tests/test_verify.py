@@ -107,6 +107,15 @@ def test_the_dump_scanner_finds_statements_split_across_any_pieces(piece):
     assert pieces.has_trailer() and pieces.size == len(dump)
 
 
+def test_the_dump_scanner_finds_statements_among_short_lines_too():
+    """A dump without extended inserts (one short line per row) takes the searching path."""
+    dump = b"".join(b"CREATE TABLE `t%d` (\n  `id` int\n);\n" % table
+                    + b"INSERT INTO `t%d` VALUES (1);\n" % table * 300 for table in range(40))
+    scanner = DumpScanner(with_sha256=False)
+    scanner.write(b"\n" + dump, 0, len(dump) + 1)
+    assert list(scanner.tables) == [f"t{table}" for table in range(40)]
+
+
 def test_a_zip_archive_from_old_itop_verifies(tmp_path):
     data = zip_archive({"config-itop.php": itop_member("config-itop.php"),
                         "itop-dump.sql": itop_member("itop-dump.sql")})
