@@ -1,9 +1,10 @@
 """The contrib/ integrations, checked by the tools that will load them.
 
-Icinga 2 (``icinga2 daemon -C``), Nagios (``nagios4 -v``) and systemd (``systemd-analyze``)
-validate the files as shipped, in a temporary configuration tree with a dummy host; the
-Zabbix side runs the check the way the Zabbix agent runs a UserParameter and reads the
-values the template's dependent items read. Outside CI a missing validator skips its
+Icinga 2 (``icinga2 daemon -C``, then a running daemon), Nagios (``nagios4 -v``) and systemd
+(``systemd-analyze``) validate the files as shipped, in a temporary configuration tree with a
+dummy host. On the Zabbix side, the Zabbix 6.0 frontend's import code reads the template and
+a real Zabbix agent (test mode) runs the UserParameters; the tests read the values the
+template's dependent items read. Outside CI a missing validator skips its
 test with the package to install; under ``CI=true`` it fails (systemd-analyze excepted:
 containers may have no systemd).
 """
@@ -37,7 +38,7 @@ from tests.checkrun import ITOP_ARCHIVE
 ROOT = Path(__file__).parent.parent
 CONTRIB = ROOT / "contrib"
 PACKAGES = {"icinga2": "icinga2-bin", "nagios4": "nagios4-core", "systemd-analyze": "systemd",
-            "php": "php-cli php-mbstring"}
+            "php": "php-cli php-mbstring", "zabbix_agentd": "zabbix-agent"}
 ITOP_WEEK_DAYS = "monday, tuesday, wednesday, thursday, friday"  # iTop's setup default, 23:30
 
 
@@ -381,19 +382,24 @@ def user_parameters() -> dict[str, str]:
     return dict(re.findall(r"^UserParameter=([\w.]+)\[\*\],(.*)$", text, re.MULTILINE))
 
 
-def run_user_parameter(key: str, env: dict[str, str]) -> str:
-    """Run an item *key* as the Zabbix agent does: $1…$9 replaced by the key's parameters,
-    the command run by /bin/sh, stderr folded into the value, exit code ignored, trailing
-    whitespace trimmed."""
-    name, params = re.fullmatch(r"([\w.]+)\[(.*)\]", key).groups()
-    assert '"' not in params, f"quoted key parameters are not handled here: {key}"
-    command = user_parameters()[name]
-    for number, value in enumerate(params.split(","), start=1):
-        command = command.replace(f"${number}", value)
-    command = command.replace("/usr/local/bin/check_itop_backup", installed_script("check_itop_backup"))
-    run = subprocess.run(["/bin/sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, env={**os.environ, **env}, check=False, timeout=60)
-    return run.stdout.rstrip()
+def agent_item(key: str, tmp_path: Path, env: dict[str, str]) -> str:
+    """Get item *key* from a real Zabbix agent (``zabbix_agentd -t``, test mode) loaded with
+    the contrib UserParameters, this installation's plugin in place of /usr/local/bin's.
+
+    The agent substitutes the key's parameters for $1…$9, runs the command by /bin/sh,
+    folds stderr into the value and ignores the exit code; the text value is returned.
+    """
+    agent = require("zabbix_agentd")
+    user_parameters = tmp_path / "userparameter_itop_backup.conf"
+    user_parameters.write_text((ZABBIX_DIR / user_parameters.name).read_text().replace(
+        "/usr/local/bin/check_itop_backup", installed_script("check_itop_backup")))
+    conf = tmp_path / "zabbix_agentd.conf"
+    conf.write_text(f"LogType=console\nTimeout=30\nInclude={user_parameters}\n")
+    run = subprocess.run([agent, "-c", str(conf), "-t", key], capture_output=True, text=True,
+                         env={**os.environ, **env}, check=False, timeout=60)
+    value = re.fullmatch(rf"{re.escape(key)}\s+\[t\|(.*)\]\n", run.stdout, re.DOTALL)
+    assert value, run.stdout + run.stderr
+    return value.group(1)
 
 
 def resolve_macros(text: str, lld: dict[str, str], template: dict, overrides: dict[str, str]) -> str:
@@ -480,9 +486,9 @@ def discover_and_check(params: Path, tmp_path: Path) -> dict[str, str]:
     (master,) = [item for item in rule["item_prototypes"] if item.get("type") != "DEPENDENT"]
     overrides = {"{$ITOP_BACKUP.DIR}": str(params), "{$ITOP_BACKUP.ITOP_CONFIG}": ""}
     env = {"CHECK_ITOP_BACKUP_HISTORY": str(tmp_path / "history.sqlite")}
-    discovery = json.loads(run_user_parameter(resolve_macros(rule["key"], {}, template, overrides), env))
+    discovery = json.loads(agent_item(resolve_macros(rule["key"], {}, template, overrides), tmp_path, env))
     return {row["{#INSTANCE}"]:
-            run_user_parameter(resolve_macros(master["key"], row, template, overrides), env)
+            agent_item(resolve_macros(master["key"], row, template, overrides), tmp_path, env)
             for row in discovery}
 
 
@@ -491,7 +497,7 @@ def test_zabbix_discovery_finds_one_instance_per_param_file(zabbix_instances, tm
     (rule,) = template["discovery_rules"]
     overrides = {"{$ITOP_BACKUP.DIR}": str(zabbix_instances)}
 
-    value = run_user_parameter(resolve_macros(rule["key"], {}, template, overrides), {})
+    value = agent_item(resolve_macros(rule["key"], {}, template, overrides), tmp_path, {})
 
     assert json.loads(value) == [
         {"{#INSTANCE}": "prod", "{#PARAMFILE}": str(zabbix_instances / "prod.params"),
@@ -502,7 +508,7 @@ def test_zabbix_discovery_finds_one_instance_per_param_file(zabbix_instances, tm
 
 
 def test_zabbix_discovery_of_a_missing_directory_is_an_error_not_an_empty_list(tmp_path):
-    value = run_user_parameter(f"itop.backup.discovery[{tmp_path}/nowhere]", {})
+    value = agent_item(f"itop.backup.discovery[{tmp_path}/nowhere]", tmp_path, {})
 
     assert value == f"ITOP_BACKUP UNKNOWN - cannot list {tmp_path}/nowhere: No such file or directory"
 
@@ -527,7 +533,7 @@ def test_zabbix_dependent_items_read_state_message_age_and_size_from_the_check(z
 def test_zabbix_gets_json_with_state_unknown_for_an_unreadable_param_file(tmp_path):
     env = {"CHECK_ITOP_BACKUP_HISTORY": str(tmp_path / "history.sqlite")}
 
-    value = json.loads(run_user_parameter(f"itop.backup.check[{tmp_path}/gone.params,]", env))
+    value = json.loads(agent_item(f"itop.backup.check[{tmp_path}/gone.params,]", tmp_path, env))
 
     assert value["state"] == "UNKNOWN"
     assert value["message"] == f"could not find the parameter file: '{tmp_path}/gone.params'"
