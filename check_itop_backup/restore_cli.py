@@ -71,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_test_restore(args: argparse.Namespace, format_report) -> int:
-    """``itop-backup verify ARCHIVE --level restore``: print the report (*format_report*), return
-    the exit status (0 only when the archive restored as expected). OSError passes through."""
+def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
+    """``itop-backup verify ARCHIVE --level restore``: *report_outcome(report, verbose)* prints the
+    report and returns the exit status (0 only when the archive restored as expected).
+    OSError passes through."""
     from check_itop_backup.restore import RestoreError
     from check_itop_backup.testrestore import verify_by_restore
 
@@ -91,11 +92,7 @@ def run_test_restore(args: argparse.Namespace, format_report) -> int:
     if failure:
         print(f"{prog}: {failure[0]}", file=sys.stderr)
         return 1
-    print(format_report(report, args.verbose))
-    if not report.ok:
-        print(f"{prog}: {report.state.upper()}: {report.reason}", file=sys.stderr)
-        return 1
-    return 0
+    return report_outcome(report, args.verbose)
 
 
 def database_settings(args: argparse.Namespace, need_name: bool = True):

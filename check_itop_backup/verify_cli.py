@@ -61,12 +61,17 @@ def run(args: argparse.Namespace) -> int:
         if args.level == "restore":
             from check_itop_backup.restore_cli import run_test_restore
 
-            return run_test_restore(args, format_report)
+            return run_test_restore(args, report_outcome)
         report = verify_archive(args.archive, args.level)
     except OSError as error:
         print(f"itop-backup verify: cannot read {args.archive}: {error.strerror or error}", file=sys.stderr)
         return 1
-    print(format_report(report, args.verbose))
+    return report_outcome(report, args.verbose)
+
+
+def report_outcome(report: VerificationReport, verbose: bool) -> int:
+    """Print the report, and the failure on stderr; return the exit status (0 only when OK)."""
+    print(format_report(report, verbose))
     if not report.ok:
         print(f"itop-backup verify: {report.state.upper()}: {report.reason}", file=sys.stderr)
         return 1
