@@ -1,8 +1,9 @@
 """The contrib/ integrations, checked by the tools that will load them.
 
-Icinga 2 (``icinga2 daemon -C``, then a running daemon), Nagios (``nagios4 -v``) and systemd
-(``systemd-analyze``) validate the files as shipped, in a temporary configuration tree with a
-dummy host. On the Zabbix side, the Zabbix 6.0 frontend's import code reads the template and
+Icinga 2 (``icinga2 daemon -C``), Nagios (``nagios4 -v``) and systemd (``systemd-analyze``)
+validate the files as shipped, in a temporary configuration tree with a
+dummy host; running Icinga 2 and Nagios daemons then execute the plugin through the
+CheckCommand and the Nagios command. On the Zabbix side, the Zabbix 6.0 frontend's import code reads the template and
 a real Zabbix agent (test mode) runs the UserParameters; the tests read the values the
 template's dependent items read. Outside CI a missing validator skips its
 test with the package to install; under ``CI=true`` it fails (systemd-analyze excepted:
@@ -59,6 +60,16 @@ def missing(message: str, in_ci: bool = True) -> NoReturn:
     if os.environ.get("CI") == "true" and in_ci:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def stop(daemon: subprocess.Popen) -> None:
+    """Stop a daemon this test started (in its own session) and all its processes."""
+    daemon.terminate()
+    try:
+        daemon.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # icinga2's orderly shutdown can take a while
+        os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.wait()
 
 
 def installed_script(name: str) -> str:
@@ -204,8 +215,7 @@ def test_icinga_runs_the_plugin_with_the_arguments_built_from_the_variables(tmp_
             assert time.monotonic() < give_up and daemon.poll() is None, text
             time.sleep(0.2)
     finally:
-        os.killpg(daemon.pid, signal.SIGKILL)  # a throwaway daemon: no need for its slow shutdown
-        daemon.wait()
+        stop(daemon)
 
     command = re.search(r"Running command (.*): PID", text).group(1)
     assert shlex.split(command) == [plugin, "--backup-file", str(archive),
@@ -271,47 +281,114 @@ def test_icinga_services_set_only_variables_the_command_defines():
 
 NAGIOS_DIR = CONTRIB / "nagios"
 NAGIOS_TREE = """\
-log_file={tmp}/nagios.log
 cfg_file=/etc/nagios4/objects/commands.cfg
 cfg_file=/etc/nagios4/objects/contacts.cfg
 cfg_file=/etc/nagios4/objects/timeperiods.cfg
 cfg_file=/etc/nagios4/objects/templates.cfg
 cfg_file={tmp}/hosts.cfg
-cfg_file={contrib}/commands.cfg
-cfg_file={contrib}/services.cfg
 resource_file={tmp}/resource.cfg
 nagios_user={user}
 nagios_group={group}
+log_file={tmp}/nagios.log
+check_result_path={tmp}
+status_file={tmp}/status.dat
+temp_file={tmp}/nagios.tmp
+temp_path={tmp}
+lock_file={tmp}/nagios.lock
+query_socket={tmp}/nagios.qh
+object_cache_file={tmp}/objects.cache
+precached_object_file={tmp}/objects.precache
+state_retention_file={tmp}/retention.dat
+retain_state_information=0
+check_external_commands=0
+enable_notifications=0
+use_syslog=0
 illegal_macro_output_chars=`~$&|'"<>
 """
 NAGIOS_HOSTS = """\
 define command {
-    command_name    check-host-alive
-    command_line    $USER1$/check_ping -H '$HOSTADDRESS$' -w 3000,80% -c 5000,100% -p 1
+    command_name    check-itop-test-host
+    command_line    /bin/true
 }
 """ + "".join(f"""\
 define host {{
-    use         linux-server
-    host_name   {name}
-    address     192.0.2.{number}
+    use             linux-server
+    host_name       {name}
+    address         192.0.2.{number}
+    check_command   check-itop-test-host
 }}
 """ for number, name in enumerate(("itop.example.com", "itop-remote.example.com"), start=10))
 
 
+def nagios_config(tmp_path: Path, object_files: list[Path], settings: str = "",
+                  plugins: str = "/usr/lib/nagios/plugins") -> Path:
+    """A nagios.cfg in *tmp_path*: Debian's stock objects, two dummy hosts, *object_files*,
+    everything Nagios writes kept in *tmp_path*, run as us (tmp_path is ours alone)."""
+    (tmp_path / "hosts.cfg").write_text(NAGIOS_HOSTS)
+    (tmp_path / "resource.cfg").write_text(f"$USER1$={plugins}\n")
+    conf = tmp_path / "nagios.cfg"
+    conf.write_text(NAGIOS_TREE.format(tmp=tmp_path, user=pwd.getpwuid(os.geteuid()).pw_name,
+                                       group=grp.getgrgid(os.getegid()).gr_name)
+                    + "".join(f"cfg_file={path}\n" for path in object_files) + settings)
+    return conf
+
+
 def test_nagios_loads_the_commands_and_services_without_warnings(tmp_path):
     nagios4 = require("nagios4")
-    (tmp_path / "hosts.cfg").write_text(NAGIOS_HOSTS)
-    (tmp_path / "resource.cfg").write_text("$USER1$=/usr/lib/nagios/plugins\n")
-    (tmp_path / "nagios.cfg").write_text(NAGIOS_TREE.format(  # as us: tmp_path is ours alone
-        tmp=tmp_path, contrib=NAGIOS_DIR, user=pwd.getpwuid(os.geteuid()).pw_name,
-        group=grp.getgrgid(os.getegid()).gr_name))
+    conf = nagios_config(tmp_path, [NAGIOS_DIR / "commands.cfg", NAGIOS_DIR / "services.cfg"])
 
-    run = subprocess.run([nagios4, "-v", str(tmp_path / "nagios.cfg")], capture_output=True, text=True,
-                         check=False)
+    run = subprocess.run([nagios4, "-v", str(conf)], capture_output=True, text=True, check=False)
 
     assert run.returncode == 0, run.stdout
     assert "Checked 2 services." in run.stdout
     assert "Total Warnings: 0" in run.stdout and "Total Errors:   0" in run.stdout
+
+
+NAGIOS_RUN_SERVICE = """\
+define service {
+    use                     generic-service
+    host_name               itop.example.com
+    service_description     iTop backup
+    check_command           check_itop_backup!!--backup-file '{archive}' --history {history} -v
+}
+"""
+NAGIOS_RUN_SETTINGS = """\
+interval_length=1
+max_service_check_spread=1
+service_inter_check_delay_method=n
+process_performance_data=1
+service_perfdata_file={tmp}/results
+service_perfdata_file_template=$SERVICESTATE$|$SERVICEOUTPUT$
+"""
+
+
+def test_nagios_runs_the_plugin_through_the_contrib_command(tmp_path):
+    nagios4 = require("nagios4")
+    plugin = installed_script("check_itop_backup")
+    archive = tmp_path / "archives" / "itop.tar.gz"
+    archive.parent.mkdir()
+    shutil.copyfile(ITOP_ARCHIVE, archive)
+    os.utime(archive, (time.time() - 600, time.time() - 600))
+    service = tmp_path / "service.cfg"
+    service.write_text(NAGIOS_RUN_SERVICE.replace("{archive}", str(archive))
+                       .replace("{history}", str(tmp_path / "history.sqlite")))
+    conf = nagios_config(tmp_path, [NAGIOS_DIR / "commands.cfg", service],
+                         NAGIOS_RUN_SETTINGS.format(tmp=tmp_path), plugins=str(Path(plugin).parent))
+    results = tmp_path / "results"
+
+    daemon = subprocess.Popen([nagios4, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        give_up = time.monotonic() + 30
+        while not (results.exists() and results.read_text()):
+            assert time.monotonic() < give_up and daemon.poll() is None, (tmp_path / "nagios.log").read_text()
+            time.sleep(0.2)
+    finally:
+        stop(daemon)
+
+    state, output = results.read_text().splitlines()[0].split("|", 1)
+    assert state == "OK"
+    assert output.startswith("ITOP_BACKUP OK - itop.tar.gz: 10m ")
 
 
 def nagios_definitions(path: Path, kind: str) -> list[dict[str, str]]:
