@@ -1,13 +1,13 @@
 """The contrib/ integrations, checked by the tools that will load them.
 
 Icinga 2 (``icinga2 daemon -C``), Nagios (``nagios4 -v``) and systemd (``systemd-analyze``)
-validate the files as shipped, in a temporary configuration tree with a
-dummy host; running Icinga 2 and Nagios daemons then execute the plugin through the
-CheckCommand and the Nagios command. On the Zabbix side, the Zabbix 6.0 frontend's import code reads the template and
-a real Zabbix agent (test mode) runs the UserParameters; the tests read the values the
-template's dependent items read. Outside CI a missing validator skips its
-test with the package to install; under ``CI=true`` it fails (systemd-analyze excepted:
-containers may have no systemd).
+validate the files as shipped, in a temporary configuration tree with a dummy host; running
+Icinga 2 and Nagios daemons then execute the plugin through the CheckCommand and the Nagios
+command. On the Zabbix side, the Zabbix 6.0 frontend's import code reads the template and a
+real Zabbix agent (test mode) runs the UserParameters; the tests read the values the
+template's dependent items read. Outside CI a missing validator skips its test with the
+package to install; under ``CI=true`` it fails (systemd-analyze excepted: containers may
+have no systemd).
 """
 
 from __future__ import annotations
