@@ -93,6 +93,10 @@ class Verification:
     findings: tuple[str, ...] = ()
     previous: str | None = None
 
+    def __str__(self) -> str:
+        """One line (what ``--format json`` shows): level reached, state, reason, findings."""
+        return "; ".join((f"{self.reached} level reached, {self.state}: {self.reason}",) + self.findings)
+
 
 class Verifier:
     """Verifies the probe's judged archive with *settings*, through the history's cache."""

@@ -192,3 +192,17 @@ def test_an_unknown_level_is_a_usage_error(tmp_path):
     assert run.exit_code == 3
     assert run.status_line.startswith(
         "ITOP_BACKUP UNKNOWN - bad arguments: argument --verify: invalid choice: 'everything'")
+
+
+def test_json_output_carries_the_verification_as_one_line(tmp_path):
+    import json
+
+    place(tmp_path / NAME, gzip_members(itop_tar(dump=itop_member("itop-dump.sql")[:1 << 20])))
+
+    run = check(tmp_path, "--verify", "dump", "--format", "json")
+
+    report = json.loads(run.stdout)
+    assert (run.exit_code, report["state"]) == (0, "CRITICAL")
+    assert report["metrics"]["verification"] == (
+        "archive level reached, critical: itop-dump.sql ends without the mysqldump completion "
+        "trailer: dump truncated at 1.0 MiB")
