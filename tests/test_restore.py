@@ -223,7 +223,7 @@ def test_a_failing_dump_names_its_statement_leaves_the_target_and_drops_the_scra
                            itop_tar(dump=tiny_dump("INSERT INTO `nope` VALUES (1);\n")))
     root = tmp_path / "itop"
     (root / "data").mkdir(parents=True)
-    scratch_before = databases(settings, "cib_")
+    scratch_before = databases(settings, "cib_scratch_") | databases(settings, "cib_restore_")
 
     status = cli("restore", broken, *server_options(settings), "--db-name", target, "--force",
                  "--itop-root", root)
@@ -240,7 +240,7 @@ def test_a_failing_dump_names_its_statement_leaves_the_target_and_drops_the_scra
 
     assert status == 1
     assert "CRITICAL: does not restore: statement at line 6" in capsys.readouterr().err
-    assert databases(settings, "cib_") == scratch_before
+    assert databases(settings, "cib_scratch_") | databases(settings, "cib_restore_") == scratch_before
 
 
 def process_running(marker: str) -> list[int]:
