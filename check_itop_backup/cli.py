@@ -234,8 +234,8 @@ def _capture_logs(verbose: int) -> nagiosplugin.Runtime:
 
 def _json_report(check: ItopBackupCheck) -> dict:
     results = check.results
-    metrics = {r.metric.name: r.metric.value for r in results
-               if r.metric is not None and r.metric.name != "archive"}
+    performances = (r.metric.performance() for r in results if r.metric is not None)
+    metrics = {p.label: p.value for p in performances if p is not None}  # the perfdata, as numbers
     selection = results["archive"].metric.value if "archive" in results else None
     return {
         "state": str(check.state).upper(),

@@ -252,3 +252,16 @@ def test_the_history_command_says_when_there_is_no_history(tmp_path):
 
     assert done.returncode == 1
     assert done.stderr == f"itop-backup: no history at {tmp_path}/none.sqlite\n"
+
+
+def test_json_output_carries_the_trend_metrics_as_numbers(tmp_path):
+    fill(tmp_path, [20 * MIB] * 7)
+    archive_on(tmp_path, START + timedelta(days=7), 10 * MIB)
+
+    run = check_after(tmp_path, START + timedelta(days=7), "--format", "json")
+
+    report = json.loads(run.stdout)
+    assert run.exit_code == 0
+    assert (report["state"], report["exit_code"]) == ("WARNING", 1)
+    assert report["metrics"] == {"age": 30360, "size": 10 * MIB, "size_change": -50.0,
+                                 "baseline": 20 * MIB, "size_z": -33.73, "history": 8}
