@@ -244,6 +244,7 @@ def _json_report(check: ItopBackupCheck) -> dict:
         "archive": selection.judged.path if selection and selection.judged else None,
         "expected": selection.expected if selection else None,
         "metrics": metrics,
+        "verification": str(results["verification"].metric.value) if "verification" in results else None,
         "actions": check.action_lines,
     }
 
@@ -290,7 +291,8 @@ def _unknown(args: argparse.Namespace, message: str) -> int:
         import json
 
         print(json.dumps({"state": "UNKNOWN", "exit_code": UNKNOWN, "message": message,
-                          "archive": None, "expected": None, "metrics": {}, "actions": []}))
+                          "archive": None, "expected": None, "metrics": {}, "verification": None,
+                          "actions": []}))
         return 0
     print(f"{PLUGIN} UNKNOWN - {message}")
     return UNKNOWN

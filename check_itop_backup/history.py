@@ -17,7 +17,6 @@ import sqlite3
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 DEFAULT_PATH = "/var/lib/check_itop_backup/history.sqlite"
 ENV_VAR = "CHECK_ITOP_BACKUP_HISTORY"
@@ -79,6 +78,7 @@ class HistoryError(Exception):
     """The history file cannot be used (corrupt, unwritable, locked too long)."""
 
 
+# Named tuples, not dataclasses: the probe imports this module and its start-up time counts.
 class ArchiveRecord(namedtuple("ArchiveRecord", "id series path size mtime inode first_seen last_seen "
                                                  "verdict")):
     """One archive as the history knows it (a row of ``archives``)."""
@@ -86,20 +86,11 @@ class ArchiveRecord(namedtuple("ArchiveRecord", "id series path size mtime inode
     __slots__ = ()
 
 
-@dataclass(frozen=True)
-class TicketRecord:
+class TicketRecord(namedtuple("TicketRecord", "id series ref itop_key title org opened_at "
+                                               "last_update_at closed_at state")):
     """The iTop Incident of one failure episode of a series (open while ``closed_at`` is None)."""
 
-    id: int
-    series: str
-    ref: str | None
-    itop_key: str | None
-    title: str | None
-    org: str | None
-    opened_at: float
-    last_update_at: float | None
-    closed_at: float | None
-    state: str
+    __slots__ = ()
 
 
 class History:
@@ -282,17 +273,12 @@ class History:
         )
 
 
-@dataclass(frozen=True)
-class VerificationRecord:
-    """A stored verification: the archive's *path*, the *level* asked, its outcome, and
-    *details* (JSON text, see ``VerificationReport.details``)."""
+class VerificationRecord(namedtuple("VerificationRecord", "path level state message details "
+                                                           "verified_at")):
+    """A stored verification: the archive's ``path``, the ``level`` asked, its outcome, and
+    ``details`` (JSON text, see ``VerificationReport.details``)."""
 
-    path: str
-    level: str
-    state: str
-    message: str
-    details: str
-    verified_at: float
+    __slots__ = ()
 
 
 def _reason(error: BaseException) -> str:

@@ -203,6 +203,6 @@ def test_json_output_carries_the_verification_as_one_line(tmp_path):
 
     report = json.loads(run.stdout)
     assert (run.exit_code, report["state"]) == (0, "CRITICAL")
-    assert report["metrics"]["verification"] == (
+    assert report["verification"] == (
         "archive level reached, critical: itop-dump.sql ends without the mysqldump completion "
         "trailer: dump truncated at 1.0 MiB")
