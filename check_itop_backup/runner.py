@@ -132,6 +132,9 @@ def members_of(job: BackupJob) -> list[Member]:
     Raise BackupError for an extra file outside the iTop root, as iTop does.
     """
     members = [Member("config-itop.php", job.config_path)] if job.config_path else []
+    if not members:
+        _log.warning("no --itop-config: the archive holds the database only; iTop's restore and "
+                     "'itop-backup verify' expect config-itop.php too")
     if not job.itop_root:
         if job.extra_files:
             raise BackupError("extra files need the iTop root: give --itop-config conf/<env>/config-itop.php "
