@@ -33,7 +33,7 @@ import yaml
 from check_itop_backup import icinga_command
 from check_itop_backup.backup_cli import build_parser as build_runner_parser
 from check_itop_backup.cli import build_check_parser
-from check_itop_backup.schedule import Schedule
+from check_itop_backup.schedule import EVERY_DAY, Schedule
 from tests.checkrun import ITOP_ARCHIVE
 
 ROOT = Path(__file__).parent.parent
@@ -522,7 +522,7 @@ def test_zabbix_template_items_triggers_and_macros_are_consistent():
     assert rule["key"].split("[")[0] in user_parameters()
     assert all(item["master_item"]["key"] == master["key"] for item in dependent_items(template))
     assert {json_path_of(item) for item in dependent_items(template)} == \
-        {"$.state", "$.message", "$.metrics.age", "$.metrics.size"}
+        {"$.state", "$.message", "$.metrics.age", "$.metrics.size", "$.metrics.size_change", "$.verification"}
     assert len(set(uuids)) == len(uuids) and all(re.fullmatch(r"[0-9a-f]{32}", u) for u in uuids)
     for trigger in triggers:
         referenced = re.findall(rf"/{re.escape(TEMPLATE_NAME)}/([^,)]+\])", trigger["expression"])
@@ -537,18 +537,24 @@ def json_path_of(item: dict) -> str:
     return step["parameters"][0]
 
 
+DAILY = Schedule.parse(EVERY_DAY, "23:30")  # the probe's schedule without a config
+
+
 @pytest.fixture
 def zabbix_instances(tmp_path):
-    """A discovery directory with two instances: one with a fresh archive, one without."""
+    """A discovery directory with two instances: "prod" with five daily archives, the last
+    one due now (written 10 minutes after its start), and "test" without any."""
     archives = tmp_path / "archives"
     archives.mkdir()
-    fresh = archives / "itop.tar.gz"
-    shutil.copyfile(ITOP_ARCHIVE, fresh)
-    ten_minutes_ago = time.time() - 600
-    os.utime(fresh, (ten_minutes_ago, ten_minutes_ago))
+    due = DAILY.last_due_slot(datetime.now(), timedelta(hours=2))
+    for days in range(5):
+        archive = archives / f"itop-{due - timedelta(days=days):%Y-%m-%d}.tar.gz"
+        shutil.copyfile(ITOP_ARCHIVE, archive)
+        written = (due - timedelta(days=days) + timedelta(minutes=10)).timestamp()
+        os.utime(archive, (written, written))
     params = tmp_path / "params"
     params.mkdir()
-    (params / "prod.params").write_text(f"backup_file = {fresh}\ncheck_size_min = 1000 # bytes\n")
+    (params / "prod.params").write_text(f"backup_file = {archives}/itop-%Y-%m-%d\ncheck_size_min = 1000\n")
     (params / "test.params").write_text(f"backup_file = {archives}/missing.tar.gz\n")
     (params / "README").write_text("not an instance\n")
     (params / ".old.params").write_text("backup_file = /nowhere\n")  # hidden: not an instance
@@ -561,7 +567,8 @@ def discover_and_check(params: Path, tmp_path: Path) -> dict[str, str]:
     template = zabbix_template()
     (rule,) = template["discovery_rules"]
     (master,) = [item for item in rule["item_prototypes"] if item.get("type") != "DEPENDENT"]
-    overrides = {"{$ITOP_BACKUP.DIR}": str(params), "{$ITOP_BACKUP.ITOP_CONFIG}": ""}
+    overrides = {"{$ITOP_BACKUP.DIR}": str(params), "{$ITOP_BACKUP.ITOP_CONFIG}": "",
+                 '{$ITOP_BACKUP.VERIFY:"prod"}': "archive"}
     env = {"CHECK_ITOP_BACKUP_HISTORY": str(tmp_path / "history.sqlite")}
     discovery = json.loads(agent_item(resolve_macros(rule["key"], {}, template, overrides), tmp_path, env))
     return {row["{#INSTANCE}"]:
@@ -578,7 +585,7 @@ def test_zabbix_discovery_finds_one_instance_per_param_file(zabbix_instances, tm
 
     assert json.loads(value) == [
         {"{#INSTANCE}": "prod", "{#PARAMFILE}": str(zabbix_instances / "prod.params"),
-         "{#BACKUP_FILE}": str(zabbix_instances.parent / "archives" / "itop.tar.gz")},
+         "{#BACKUP_FILE}": f"{zabbix_instances.parent}/archives/itop-%Y-%m-%d"},
         {"{#INSTANCE}": "test", "{#PARAMFILE}": str(zabbix_instances / "test.params"),
          "{#BACKUP_FILE}": str(zabbix_instances.parent / "archives" / "missing.tar.gz")},
     ]
@@ -590,16 +597,19 @@ def test_zabbix_discovery_of_a_missing_directory_is_an_error_not_an_empty_list(t
     assert value == f"ITOP_BACKUP UNKNOWN - cannot list {tmp_path}/nowhere: No such file or directory"
 
 
-def test_zabbix_dependent_items_read_state_message_age_and_size_from_the_check(zabbix_instances, tmp_path):
+def test_zabbix_dependent_items_read_the_checks_json(zabbix_instances, tmp_path):
     values = discover_and_check(zabbix_instances, tmp_path)
     items = {json_path_of(item): item for item in dependent_items(zabbix_template())}
     ok, missing = json.loads(values["prod"]), json.loads(values["test"])
+    due = DAILY.last_due_slot(datetime.now(), timedelta(hours=2))
 
     read = {path: json_path(ok, path) for path in items}
     assert read["$.state"] == "OK"
-    assert read["$.message"].startswith("itop.tar.gz: 10m ")
-    assert 600 <= read["$.metrics.age"] < 660
+    assert read["$.message"].startswith(f"itop-{due:%Y-%m-%d}.tar.gz: ")
+    assert abs(read["$.metrics.age"] - (datetime.now() - due - timedelta(minutes=10)).total_seconds()) < 60
     assert read["$.metrics.size"] == ITOP_ARCHIVE.stat().st_size
+    assert read["$.metrics.size_change"] == 0.0  # against the four archives before it
+    assert read["$.verification"].startswith("archive level reached, ok")  # {$ITOP_BACKUP.VERIFY:"prod"}
     assert json_path(missing, "$.state") == "CRITICAL"
     assert "missing.tar.gz" in json_path(missing, "$.message")
     for path, item in items.items():  # items without an error handler must always find their value
@@ -610,7 +620,7 @@ def test_zabbix_dependent_items_read_state_message_age_and_size_from_the_check(z
 def test_zabbix_gets_json_with_state_unknown_for_an_unreadable_param_file(tmp_path):
     env = {"CHECK_ITOP_BACKUP_HISTORY": str(tmp_path / "history.sqlite")}
 
-    value = json.loads(agent_item(f"itop.backup.check[{tmp_path}/gone.params,]", tmp_path, env))
+    value = json.loads(agent_item(f"itop.backup.check[{tmp_path}/gone.params,,stat]", tmp_path, env))
 
     assert value["state"] == "UNKNOWN"
     assert value["message"] == f"could not find the parameter file: '{tmp_path}/gone.params'"
