@@ -6,12 +6,16 @@ and reads), larger sizes use GNU base-256, which Python's tarfile reads but iTop
 (``needs_own_restore`` tells). Long names use GNU ``././@LongLink`` entries; no PAX.
 
 The gzip stream is a sequence of gzip members, which every gzip reader (Python's gzip and
-tarfile, zlib, iTop's restore) reads as one stream. Data is cut into chunks compressed on a
-thread pool (zlib releases the GIL), and written in order, so memory stays bounded whatever the
-size; chunks that do not compress (BLOBs) are stored rather than deflated. A member whose size
-is unknown until its data has been read (the dump) gets its header in a *reserved* gzip member
-of fixed length: a stored (uncompressed) deflate block, written as zeros first and overwritten
-in place once the size is known. The output file must therefore be seekable.
+tarfile, zlib, iTop's restore) reads as one stream. Each member's header carries, as BGZF's
+do, its own total length (header to trailer) in an FEXTRA subfield ``IB`` (RFC 1952
+§2.3.1.1; 4 bytes, little-endian) that readers skip, so that a verifier finds every member
+without inflating and can inflate them in parallel (``member_length``, verify.py). Data is
+cut into chunks compressed on a thread pool (zlib releases the GIL), and written in order, so
+memory stays bounded whatever the size; chunks that do not compress (BLOBs) are stored rather
+than deflated. A member whose size is unknown until its data has been read (the dump) gets
+its header in a *reserved* gzip member of fixed length: a stored (uncompressed) deflate
+block, written as zeros first and overwritten in place once the size is known. The output
+file must therefore be seekable.
 
 Read an archive back with ``tarfile.open(path, "r:gz")`` (or ``"r|gz"`` to stream)."""
 
@@ -34,7 +38,11 @@ OCTAL_11_LIMIT = 8 << 30  # 8 GiB: first size that needs 12 octal digits
 OCTAL_12_LIMIT = 64 << 30  # 64 GiB: first size iTop's reader cannot read
 _STORED_BLOCK_MAX = 65535
 _SAMPLES, _SAMPLE_SIZE, _INCOMPRESSIBLE = 4, 8192, 0.95
-_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"  # deflate, no mtime, Unix
+# magic, deflate, FEXTRA, no mtime, XFL, Unix; XLEN, then the one subfield: "IB", its length, the value
+_MEMBER_HEADER = struct.Struct("<2sBBIBBH2sHI")
+_MEMBER_FIELDS = (b"\x1f\x8b", 8, 4, 0, 0, 3, 8, b"IB", 4)
+MEMBER_HEADER_SIZE = _MEMBER_HEADER.size
+_TRAILER_SIZE = 8
 _LONGLINK = "././@LongLink"
 _NAME_LIMIT = 100
 
@@ -118,9 +126,34 @@ def _padded(data: bytes) -> bytes:
 
 
 def gzip_member(data: bytes, level: int) -> bytes:
-    """Return *data* as one complete gzip member."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
-    return compressor.compress(data) + compressor.flush()
+    """Return *data* as one complete gzip member, its length in the header (``member_length``)."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return _framed(data, compressor.compress(data) + compressor.flush())
+
+
+def _framed(data: bytes, deflated: bytes) -> bytes:
+    """Return the gzip member around the raw deflate stream *deflated* of *data*."""
+    header = _MEMBER_HEADER.pack(*_MEMBER_FIELDS, MEMBER_HEADER_SIZE + len(deflated) + _TRAILER_SIZE)
+    return header + deflated + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+
+
+def member_length(header: bytes) -> int | None:
+    """Return the total length that the gzip member header at the start of *header* announces.
+
+    None when it is not the header this module writes (at least ``MEMBER_HEADER_SIZE`` bytes,
+    FEXTRA with the sole subfield ``IB``), or announces less than a header and a trailer.
+    Nothing here proves the announced length right: only inflating the member does.
+
+    >>> member = gzip_member(b"abc", 6)
+    >>> member_length(member) == len(member), member_length(member[:10]), member_length(bytes(20))
+    (True, None, None)
+    """
+    if len(header) < MEMBER_HEADER_SIZE:
+        return None
+    *fields, length = _MEMBER_HEADER.unpack_from(header)
+    if tuple(fields) != _MEMBER_FIELDS or length < MEMBER_HEADER_SIZE + _TRAILER_SIZE:
+        return None
+    return length
 
 
 def compress_chunk(data: bytes, level: int) -> bytes:
@@ -152,8 +185,7 @@ def stored_gzip_member(data: bytes) -> bytes:
         piece = data[start:start + _STORED_BLOCK_MAX]
         final = start + _STORED_BLOCK_MAX >= len(data)
         blocks.append(struct.pack("<BHH", int(final), len(piece), len(piece) ^ 0xFFFF) + piece)
-    trailer = struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
-    return _GZIP_HEADER + b"".join(blocks) + trailer
+    return _framed(data, b"".join(blocks))
 
 
 class ParallelGzip:

@@ -18,6 +18,11 @@ Levels (MONITORING.md §4, issue 4), each including the one before:
   their multi-member gzip stream or a manifest ahead of the dump: iTop's own archives have
   nothing to compare it with, and hashing would cost more than the 0.8x ``gzip -t`` budget.
 
+When the gzip members announce their own length, as our runner writes them (tarstream.py),
+they are inflated in parallel on all cores and scanned in order (``_GzipReader``); any other
+stream, and whatever follows a member that does not inflate to its announced end, is inflated
+sequentially, with the same verdicts.
+
 ``.zip`` archives (iTop before 2.4) are read with zipfile, which checks each member's CRC.
 Comparing table sets with another archive or the live database is tablecheck.py's job.
 The work runs inside ``deadline.current.stage(...)``: a timeout raises ``StageTimeoutError``
@@ -26,13 +31,15 @@ out of this module, and no report exists for partial work.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import json
 import os
 import stat
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -49,6 +56,7 @@ from check_itop_backup.tarheader import (
     root_name,
     unsafe_reason,
 )
+from check_itop_backup.tarstream import MEMBER_HEADER_SIZE, member_length
 from check_itop_backup.units import format_size
 
 LEVELS = ("stat", "archive", "dump")  # cheapest first; the restore issue appends "restore"
@@ -59,6 +67,7 @@ REQUIRED_MEMBERS = (DUMP_MEMBER, CONFIG_MEMBER)
 READ_SIZE = 1 << 20  # compressed bytes per read
 INFLATE_SIZE = 4 << 20  # most decompressed bytes held at once
 SMALL_MEMBER_LIMIT = 4 << 20  # config-itop.php, manifest.json, long names
+PARALLEL_MEMBER_LIMIT = 16 << 20  # longest gzip member read whole to be inflated on the pool
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 
@@ -218,19 +227,71 @@ class _Inspection:
 
 
 class _GzipReader:
-    """Decompressed pieces of a gzip file, every member's CRC-32 and length checked by zlib."""
+    """Decompressed pieces of a gzip file, every member's CRC-32 and length checked by zlib.
+
+    While members announce their own length (``tarstream.member_length``: our runner's
+    archives), they are read whole and inflated on a thread pool (zlib releases the GIL), at
+    most ``2 * workers`` in flight, and yielded in order. From the first member that does not,
+    or that does not inflate to exactly its announced end (damage, a lying length, a member
+    over ``PARALLEL_MEMBER_LIMIT``), the file is read sequentially, with reads where a
+    sequential pass from the start puts them: every verdict, and its wording, is the
+    sequential one. The handle must be seekable.
+    """
 
     def __init__(self, handle: BinaryIO) -> None:
         self.handle = handle
+        self.workers = os.cpu_count() or 1
         self.members = 0
         self.read_bytes = 0
 
     def pieces(self) -> Iterator[bytes]:
+        offset = yield from self._parallel_pieces()
+        yield from self._sequential_pieces(offset)
+
+    def _parallel_pieces(self) -> Generator[bytes, None, int]:
+        """Yield the members that announce their length; return the offset where the rest starts."""
+        window: collections.deque[tuple[int, concurrent.futures.Future]] = collections.deque()
+        offset, chained = 0, True
+        pool = concurrent.futures.ThreadPoolExecutor(self.workers, "gunzip")
+        try:
+            while True:
+                while chained and len(window) < 2 * self.workers:
+                    member = self._announced_member()
+                    chained = member is not None
+                    if chained:
+                        window.append((offset, pool.submit(_inflate_member, member)))
+                        offset += len(member)
+                if not window:
+                    return offset
+                start, inflated = window.popleft()
+                piece = inflated.result()
+                if piece is None:
+                    return start
+                self.members += 1
+                if piece:
+                    yield piece
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    def _announced_member(self) -> bytes | None:
+        """Read the next member whole when its header announces its length (reads follow each other)."""
+        header = self.handle.read(MEMBER_HEADER_SIZE)
+        length = member_length(header)
+        if length is None or length > PARALLEL_MEMBER_LIMIT:
+            return None
+        member = header + self.handle.read(length - len(header))
+        return member if len(member) == length else None
+
+    def _sequential_pieces(self, start: int) -> Iterator[bytes]:
+        skip = start % READ_SIZE
+        self.handle.seek(start - skip)
+        self.read_bytes = start - skip
         decompressor = None
         data = b""
         while True:
             more = self.handle.read(READ_SIZE)
             self.read_bytes += len(more)
+            more, skip = more[skip:], 0
             data = data + more if data else more
             if not data:
                 break
@@ -255,9 +316,9 @@ class _GzipReader:
                     yield piece
             if not more:
                 break
-        if decompressor is None:
+        if self.members == 0:
             raise ArchiveError("archive is empty")
-        if not decompressor.eof:
+        if decompressor is not None and not decompressor.eof:
             raise ArchiveError(f"gzip stream truncated: the file ends after "
                                f"{format_size(self.read_bytes)} in the middle of compressed data")
 
@@ -373,8 +434,19 @@ class _TarWalker:
                 "archive uses PAX extended headers, which iTop's restore skips")
 
 
+def _inflate_member(member: bytes) -> bytes | None:
+    """Return the data of the gzip *member* (CRC-32 and length checked), or None unless it ends
+    exactly where *member* does and holds at most ``INFLATE_SIZE`` bytes."""
+    decompressor = zlib.decompressobj(31)
+    try:
+        data = decompressor.decompress(member, INFLATE_SIZE)
+    except zlib.error:
+        return None
+    return data if decompressor.eof and not decompressor.unused_data else None
+
+
 def walk_tar_gz(handle: BinaryIO, inspection: Any) -> int:
-    """Walk the tar.gz on *handle* in one pass; return the number of gzip members.
+    """Walk the tar.gz on *handle* (seekable, at its start) in one pass; return the number of gzip members.
 
     *inspection* is shaped like ``_Inspection``: ``open_member(name, size, kind, linkname)``
     returns a sink (``write(data, start, end)``) for the member's data; it has ``warnings``

@@ -7,10 +7,18 @@ import io
 import shutil
 import subprocess
 import tarfile
+import zlib
 
 import pytest
 
-from check_itop_backup.tarstream import TarGzWriter, needs_own_restore, octal_field, tar_header
+from check_itop_backup.tarstream import (
+    MEMBER_HEADER_SIZE,
+    TarGzWriter,
+    member_length,
+    needs_own_restore,
+    octal_field,
+    tar_header,
+)
 
 
 def build(tmp_path, chunk_size=4096):
@@ -104,3 +112,19 @@ def test_a_filled_reservation_must_have_the_reserved_size(tmp_path):
         with pytest.raises(ValueError, match="do not fit"):
             writer.fill(reservation, "manifest.json", b"01234567890")
         writer.abort()
+
+
+def test_every_gzip_member_announces_its_own_length_in_its_header(tmp_path):
+    path, _ = build(tmp_path, chunk_size=1000)
+    data = path.read_bytes()
+    offset, members = 0, 0
+    while offset < len(data):
+        length = member_length(data[offset:offset + MEMBER_HEADER_SIZE])
+        assert length is not None, f"member at byte {offset} does not announce its length"
+        decompressor = zlib.decompressobj(31)
+        decompressor.decompress(data[offset:offset + length])
+        assert decompressor.eof and not decompressor.unused_data
+        offset, members = offset + length, members + 1
+    assert offset == len(data) and members > 20
+    if shutil.which("gzip"):
+        subprocess.run(["gzip", "-t", str(path)], check=True)
