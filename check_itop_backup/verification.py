@@ -12,12 +12,10 @@ with ``--compare-live-db``, with the live database named in config-itop.php.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 from collections import namedtuple
-from dataclasses import dataclass
 
 from check_itop_backup import deadline
 from check_itop_backup.history import History, VerificationRecord
@@ -75,23 +73,16 @@ def verify_settings(args: argparse.Namespace, itop_config: str | None) -> Verify
                           parse_duration(args.restore_every))
 
 
-@dataclass(frozen=True)
-class Verification:
+class Verification(namedtuple("Verification", "level reached state reason verified_at cached tables "
+                                               "findings previous", defaults=((), None))):
     """The judged archive's verification as the probe reports it.
 
-    *state*/*reason* are the archive's own result; *findings* are warnings from comparing
-    its tables (vanished since *previous*, or missing against the live database).
+    ``state``/``reason`` are the archive's own result; ``findings`` are warnings from comparing
+    its ``tables`` (vanished since ``previous``, or missing against the live database).
+    A named tuple, not a dataclass: this module is on the probe's start-up path.
     """
 
-    level: str
-    reached: str
-    state: str
-    reason: str
-    verified_at: float
-    cached: bool
-    tables: tuple[str, ...]
-    findings: tuple[str, ...] = ()
-    previous: str | None = None
+    __slots__ = ()
 
     def __str__(self) -> str:
         """One line (what ``--format json`` shows): level reached, state, reason, findings."""
@@ -131,8 +122,7 @@ class Verifier:
         findings = _vanished(result.tables, previous)
         if self.settings.compare_live_db:
             findings += _missing_from_dump(result.tables, self.settings.itop_config)
-        return dataclasses.replace(result, findings=tuple(findings),
-                                   previous=previous.path if previous else None)
+        return result._replace(findings=tuple(findings), previous=previous.path if previous else None)
 
     def _verify_now(self, archive: object, series: str, history: History, now: float,
                     level: str) -> Verification:
