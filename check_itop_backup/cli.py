@@ -66,7 +66,11 @@ baseline), baseline (B, median of earlier good archives), size_z (robust z-score
 class UnknownExitParser(argparse.ArgumentParser):
     """An argument parser that exits UNKNOWN (3), as monitoring plugins must, not 2 (CRITICAL)."""
 
+    wants_json = False  # set by check_main from the raw arguments: errors come before parsing ends
+
     def error(self, message: str) -> None:
+        if self.wants_json:  # Zabbix reads stdout only: one JSON object, exit 0
+            sys.exit(_unknown(argparse.Namespace(format="json"), f"bad arguments: {message}"))
         print(f"{PLUGIN} UNKNOWN - bad arguments: {message}")
         print(self.format_usage().strip())
         sys.exit(UNKNOWN)
@@ -311,7 +315,10 @@ def _discover(directory: str) -> int:
 
 def check_main(argv: list[str] | None = None) -> None:
     """Entry point of ``check_itop_backup``."""
-    args = build_check_parser().parse_args(argv)
+    parser = build_check_parser()
+    raw = sys.argv[1:] if argv is None else argv
+    parser.wants_json = "--format=json" in raw or ["--format", "json"] in map(list, zip(raw, raw[1:]))
+    args = parser.parse_args(argv)
     if args.discover:
         sys.exit(_discover(args.discover))
     runtime = _capture_logs(args.verbose)

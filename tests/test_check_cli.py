@@ -315,6 +315,18 @@ def test_json_format_prints_one_object_and_exits_zero_even_when_critical(tmp_pat
     assert report["expected"] == f"{tmp_path}/itop-2026-11-26_23_30.tar.gz"
 
 
+@pytest.mark.parametrize("argv", [["--format", "json", "--bogus"], ["--format=json", "-w"]])
+def test_bad_arguments_with_json_format_still_print_one_json_object(argv):
+    import json
+
+    run = run_check(*argv)
+
+    report = json.loads(run.stdout)
+    assert run.exit_code == 0
+    assert (report["state"], report["exit_code"]) == ("UNKNOWN", 3)
+    assert report["message"].startswith("bad arguments: ")
+
+
 def test_help_and_version_exit_unknown_as_the_guidelines_say():
     assert run_check("--help").exit_code == 3
     version = run_check("--version")
