@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import random
 import statistics
@@ -34,8 +33,7 @@ from typing import BinaryIO
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from check_itop_backup.tarstream import TarGzWriter  # noqa: E402
-from tests.archive_corpus import END_OF_ARCHIVE, header, itop_member, member  # noqa: E402
+from tests.archive_corpus import END_OF_ARCHIVE, header, itop_member, member, write_runner_archive  # noqa: E402
 
 RATIO_TARGET = 0.8
 RSS_TARGET_MB = 64
@@ -93,13 +91,7 @@ def _itop_archive(output: BinaryIO, dump: BinaryIO, size: int) -> None:
 
 def _runner_archive(output: BinaryIO, dump: BinaryIO, size: int) -> None:
     """Our runner's shape (runner.py): config, a reserved manifest, the dump streamed last."""
-    writer = TarGzWriter(output, level=6)
-    writer.add_bytes("config-itop.php", itop_member("config-itop.php"))
-    reservation = writer.reserve_member("manifest.json", 200)
-    summary = writer.add_stream("itop-dump.sql", dump.read)
-    manifest = json.dumps({"dump": {"size": summary.size, "sha256": summary.sha256}}).encode()
-    writer.fill(reservation, "manifest.json", manifest.ljust(200))
-    writer.close()
+    write_runner_archive(output, dump.read)
 
 
 WRITERS = {"iTop": _itop_archive, "runner": _runner_archive}

@@ -10,10 +10,12 @@ from __future__ import annotations
 import functools
 import gzip
 import io
+import json
 import tarfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 ITOP_ARCHIVE = Path(__file__).parent / "data" / "itop-2026-11-26.tar.gz"
 BLOCK = 512
@@ -25,6 +27,20 @@ def itop_member(name: str) -> bytes:
     """Return the content of *name* (``config-itop.php``, ``itop-dump.sql``) in the real archive."""
     with tarfile.open(ITOP_ARCHIVE) as archive:
         return archive.extractfile(name).read()
+
+
+def write_runner_archive(output: BinaryIO, read_dump: Callable[[int], bytes], **writer_options: int) -> None:
+    """Write our runner's archive shape (runner.py) to *output*: config, a reserved
+    manifest.json, the dump streamed from *read_dump* last, then the manifest filled in."""
+    from check_itop_backup.tarstream import TarGzWriter
+
+    writer = TarGzWriter(output, level=6, **writer_options)
+    writer.add_bytes("config-itop.php", itop_member("config-itop.php"))
+    reservation = writer.reserve_member("manifest.json", 200)
+    summary = writer.add_stream("itop-dump.sql", read_dump)
+    manifest = json.dumps({"dump": {"size": summary.size, "sha256": summary.sha256}}).encode()
+    writer.fill(reservation, "manifest.json", manifest.ljust(200))
+    writer.close()
 
 
 def header(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE, linkname: str = "",

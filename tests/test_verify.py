@@ -23,6 +23,7 @@ from tests.archive_corpus import (
     itop_tar,
     member,
     padded,
+    write_runner_archive,
     zip_archive,
 )
 
@@ -248,18 +249,10 @@ def test_itop_backup_verify_exits_1_when_the_file_cannot_be_read(tmp_path, capsy
 
 
 def test_an_archive_written_by_our_runners_tar_writer_verifies_against_its_manifest(tmp_path):
-    from check_itop_backup.tarstream import TarGzWriter
-
     dump = io.BytesIO(itop_member("itop-dump.sql"))
     path = tmp_path / "itop-2026-11-26_23_30.tar.gz"
     with open(path, "wb") as output:
-        writer = TarGzWriter(output, level=6, workers=2, chunk_size=64 << 10)
-        writer.add_bytes("config-itop.php", itop_member("config-itop.php"))
-        reservation = writer.reserve_member("manifest.json", 200)
-        summary = writer.add_stream("itop-dump.sql", dump.read)
-        manifest = json.dumps({"dump": {"size": summary.size, "sha256": summary.sha256}}).encode()
-        writer.fill(reservation, "manifest.json", manifest.ljust(200))
-        writer.close()
+        write_runner_archive(output, dump.read, workers=2, chunk_size=64 << 10)
 
     report = verify_archive(str(path), "dump")
 
