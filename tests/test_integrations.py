@@ -34,7 +34,7 @@ from check_itop_backup import icinga_command
 from check_itop_backup.backup_cli import build_parser as build_runner_parser
 from check_itop_backup.cli import build_check_parser
 from check_itop_backup.schedule import EVERY_DAY, Schedule
-from tests.checkrun import ITOP_ARCHIVE
+from tests.checkrun import ITOP_ARCHIVE, place_archive
 
 ROOT = Path(__file__).parent.parent
 CONTRIB = ROOT / "contrib"
@@ -198,10 +198,7 @@ object Service "itop-backup" {
 def test_icinga_runs_the_plugin_with_the_arguments_built_from_the_variables(tmp_path):
     icinga2 = require("icinga2")
     plugin = installed_script("check_itop_backup")
-    archive = tmp_path / "archives" / "itop.tar.gz"
-    archive.parent.mkdir()
-    shutil.copyfile(ITOP_ARCHIVE, archive)
-    os.utime(archive, (time.time() - 600, time.time() - 600))
+    archive = place_archive(tmp_path / "archives" / "itop.tar.gz", datetime.now() - timedelta(minutes=10))
     log = tmp_path / "icinga2.log"
     conf = tmp_path / "icinga2.conf"
     conf.write_text(ICINGA_RUN_TREE.replace("{plugins}", str(Path(plugin).parent)).replace("{log}", str(log))
@@ -365,10 +362,7 @@ service_perfdata_file_template=$SERVICESTATE$|$SERVICEOUTPUT$
 def test_nagios_runs_the_plugin_through_the_contrib_command(tmp_path):
     nagios4 = require("nagios4")
     plugin = installed_script("check_itop_backup")
-    archive = tmp_path / "archives" / "itop.tar.gz"
-    archive.parent.mkdir()
-    shutil.copyfile(ITOP_ARCHIVE, archive)
-    os.utime(archive, (time.time() - 600, time.time() - 600))
+    archive = place_archive(tmp_path / "archives" / "itop.tar.gz", datetime.now() - timedelta(minutes=10))
     service = tmp_path / "service.cfg"
     service.write_text(NAGIOS_RUN_SERVICE.replace("{archive}", str(archive))
                        .replace("{history}", str(tmp_path / "history.sqlite")))
@@ -548,10 +542,8 @@ def zabbix_instances(tmp_path):
     archives.mkdir()
     due = DAILY.last_due_slot(datetime.now(), timedelta(hours=2))
     for days in range(5):
-        archive = archives / f"itop-{due - timedelta(days=days):%Y-%m-%d}.tar.gz"
-        shutil.copyfile(ITOP_ARCHIVE, archive)
-        written = (due - timedelta(days=days) + timedelta(minutes=10)).timestamp()
-        os.utime(archive, (written, written))
+        place_archive(archives / f"itop-{due - timedelta(days=days):%Y-%m-%d}.tar.gz",
+                      due - timedelta(days=days) + timedelta(minutes=10))
     params = tmp_path / "params"
     params.mkdir()
     (params / "prod.params").write_text(f"backup_file = {archives}/itop-%Y-%m-%d\ncheck_size_min = 1000\n")
