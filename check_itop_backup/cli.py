@@ -211,7 +211,7 @@ def build_check(settings: CheckSettings, history: History,
 
 
 def print_expected(settings: CheckSettings) -> None:
-    slot = settings.schedule.last_due_slot(settings.local_now, settings.grace)
+    slot = settings.due_slot
     pattern = settings.pattern
     print(f"pattern: {pattern.pattern}")
     print(f"timezone: {settings.timezone_name}; now {describe_slot(settings.local_now)}")

@@ -93,6 +93,11 @@ class CheckSettings(namedtuple("CheckSettings", "pattern timezone timezone_name 
     __slots__ = ()
 
     @property
+    def due_slot(self) -> datetime:
+        """The latest scheduled backup start whose grace has passed: the backup expected now."""
+        return self.schedule.last_due_slot(self.local_now, self.grace)
+
+    @property
     def local_now(self) -> datetime:
         """Now as a naive wall-clock time in iTop's timezone (how iTop names archives)."""
         return self.now.astimezone(self.timezone).replace(tzinfo=None)

@@ -54,7 +54,7 @@ class ItopBackup(nagiosplugin.Resource):
 
     def probe(self) -> Iterator[nagiosplugin.Metric]:
         settings = self.settings
-        slot = settings.schedule.last_due_slot(settings.local_now, settings.grace)
+        slot = settings.due_slot
         previous_slot = settings.schedule.last_due_slot(slot - timedelta(seconds=1), timedelta(0))
         with deadline.current.stage(f"listing archives {settings.pattern.glob}"):
             try:
