@@ -3,8 +3,9 @@
 ``DumpScanner`` receives the dump in pieces (``write(data, start, end)``, a slice of a
 larger buffer, so the caller never copies) and keeps only what the verdict needs: the size,
 the last few KiB (for mysqldump's ``-- Dump completed`` trailer), the names of the
-``CREATE TABLE`` statements at line starts, and a SHA-256 computed on a helper thread
-(hashlib releases the GIL, so it runs beside the decompression on another core).
+``CREATE TABLE`` statements at line starts, a SHA-256 computed on a helper thread
+(hashlib releases the GIL, so it runs beside the decompression on another core), and the
+first statement a restore must not run (sqlguard.py, INSERT lines passed over).
 ``findings()`` then says what is wrong, if anything.
 
 mysqldump escapes newlines inside string values, so ``\\nCREATE TABLE `name``` at the start of
@@ -17,6 +18,7 @@ import hashlib
 import queue
 import threading
 
+from check_itop_backup.sqlguard import DumpGuard, HostileDumpError
 from check_itop_backup.units import format_size
 
 TRAILER = b"-- Dump completed"
@@ -68,6 +70,8 @@ class DumpScanner:
         self._tail = b""
         self._hash = _BackgroundHash() if with_sha256 else None
         self.sha256: str | None = None
+        self._guard: DumpGuard | None = DumpGuard(check_inserts=False)
+        self.hostile: str | None = None  # why a restore must not run this dump
 
     def write(self, data: bytes, start: int, end: int) -> None:
         """Take ``data[start:end]`` as the next piece of the dump."""
@@ -78,12 +82,23 @@ class DumpScanner:
         if self._tail:
             self._scan_boundary(data, start, end)
         self._scan_lines(data, start, end)
+        if self._guard is not None:
+            self._check(self._guard.write, data, start, end)
         self.size += end - start
         piece = data[max(start, end - _TAIL):end]
         self._tail = piece if len(piece) == _TAIL else (self._tail + piece)[-_TAIL:]
 
+    def _check(self, step, *piece: object) -> None:
+        try:
+            step(*piece)
+        except HostileDumpError as error:
+            self.hostile, self._guard = str(error), None
+
     def close(self) -> None:
-        """Finish the hash (when computed). Safe to call twice."""
+        """Finish the hash (when computed) and the check of the last line. Safe to call twice."""
+        if self._guard is not None:
+            self._check(self._guard.finish)
+            self._guard = None
         if self._hash is not None:
             self.sha256 = self._hash.hexdigest()
             self._hash = None
@@ -137,6 +152,8 @@ class DumpScanner:
         """Return the first reason the dump is unusable, or None when it looks whole."""
         if self.size == 0:
             return f"{name} is empty"
+        if self.hostile:
+            return f"{name} holds what a restore must not run, {self.hostile}"
         if not self.has_trailer():
             return (f"{name} ends without the mysqldump completion trailer: "
                     f"dump truncated at {format_size(self.size)}")

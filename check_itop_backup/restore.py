@@ -7,8 +7,12 @@
 2. refuses a target database that has tables, unless *force*;
 3. streams ``itop-dump.sql`` from the archive into the mysql/mariadb client (never to disk),
    connected to a uniquely named scratch database, the password through a pipe
-   (credentials.py), exactly as iTop's restore and ``gunzip -c | mysql`` run it (with
-   ``autocommit`` off the 467 MB benchmark loaded 30 % slower); on failure the client's error
+   (credentials.py), as iTop's restore and ``gunzip -c | mysql`` run it (with ``autocommit``
+   off the 467 MB benchmark loaded 30 % slower), with three walls against a hostile dump:
+   each line is checked before the client gets it (sqlguard.py: client commands, other
+   databases), the client runs in binary mode (no client commands), sandbox mode where it
+   has it and without ``LOAD DATA LOCAL``, and it logs in as a temporary account that can
+   reach only the scratch database (dropped afterwards); on failure the client's error
    names the statement's line and the statement is quoted;
 4. swaps the loaded tables into the target with one atomic ``RENAME TABLE`` (the target's
    tables of the same names are renamed aside in the same statement, then dropped), and
@@ -27,8 +31,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
+import functools
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -49,11 +56,13 @@ from check_itop_backup.dump import (
     port_options,
     tls_options,
 )
+from check_itop_backup.sqlguard import DumpGuard, HostileDumpError, strip_definer
 from check_itop_backup.tarheader import REGULAR_TYPES, root_name, unsafe_reason
 from check_itop_backup.verify import DUMP_MEMBER, ArchiveError, walk_tar_gz
 
 CLIENT_PROGRAMS = ("mysql", "mariadb")
 SCRATCH_PREFIX = "cib_restore_"
+LOAD_ACCOUNT_PREFIX = "cib_load_"
 _ERROR_LINE = re.compile(r"ERROR (\d+) \(([^)]*)\) at line (\d+)(?: in file: '[^']*')?: (.*)")
 _RECENT_PIECES = 4  # decompressed pieces kept to quote a failed statement
 _QUOTE_LIMIT = 160
@@ -77,6 +86,7 @@ class LoadResult:
     database: str
     seconds: float
     dump_size: int
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,13 +120,68 @@ def find_client_program(bindir: str = "") -> str:
 
 def client_command(program: str, defaults_option: str, settings: DatabaseSettings, version: str,
                    database: str) -> tuple[str, ...]:
-    """Return the client argv loading into *database*; *defaults_option* (the password pipe) first."""
+    """Return the client argv loading into *database*; *defaults_option* (the password pipe) first.
+
+    ``--binary-mode`` turns off the client's own commands (``\\!``, ``source``…), ``--sandbox``
+    (MariaDB 10.5.25, 10.11.8 and later) also those reading or writing files, and
+    ``--local-infile=0`` keeps ``LOAD DATA LOCAL`` from reading the host's files.
+    """
     facts = ServerFacts(version, "utf8mb4", (), 0)
-    return ((program, defaults_option, "--default-character-set=utf8mb4", f"--host={settings.host}")
+    return ((program, defaults_option, "--default-character-set=utf8mb4", "--binary-mode", "--local-infile=0")
+            + (("--sandbox",) if _has_sandbox(program) else ())
+            + (f"--host={settings.host}",)
             + port_options(settings.host, settings.port)
             + (f"--user={settings.user}",)
             + tls_options(settings, facts)
             + (f"--database={database}",))
+
+
+@functools.cache
+def _has_sandbox(program: str) -> bool:
+    try:
+        shown = subprocess.run((program, "--no-defaults", "--help"), capture_output=True, timeout=30,
+                               check=False, env=_client_environment()).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"--sandbox" in shown
+
+
+@contextlib.contextmanager
+def load_account(settings: DatabaseSettings, database: str) -> Iterator[tuple[DatabaseSettings, str]]:
+    """Yield the settings of a temporary account that can reach only *database*, and a warning
+    ("" when the account exists); it is dropped afterwards. Without the right to create
+    accounts, yield *settings* themselves and say so in the warning."""
+    import pymysql
+
+    name, password = f"{LOAD_ACCOUNT_PREFIX}{uuid.uuid4().hex[:12]}", secrets.token_urlsafe(24)
+    try:
+        with connect(settings) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT SUBSTRING_INDEX(USER(), '@', -1)")  # where the client comes from
+            host = cursor.fetchone()[0]
+            try:
+                cursor.execute("CREATE USER %s@%s IDENTIFIED BY %s", (name, host, password))
+                cursor.execute(f"GRANT ALL PRIVILEGES ON {quote_name(database)}.* TO %s@%s", (name, host))
+            except pymysql.MySQLError as error:
+                cursor.execute("DROP USER IF EXISTS %s@%s", (name, host))
+                refused = error.args[-1]
+            else:
+                refused = ""
+    except (DumpError, pymysql.MySQLError) as error:
+        raise RestoreError(f"cannot prepare the load: {error.args[-1]}") from None
+    if refused:
+        yield settings, (f"the dump was loaded as {settings.user}: a temporary account restricted to "
+                         f"the scratch database could not be created ({refused})")
+        return
+    try:
+        yield dataclasses.replace(settings, user=name, password=password), ""
+    finally:
+        with _signals_held():
+            _drop_account(settings, name, host)
+
+
+def _drop_account(settings: DatabaseSettings, name: str, host: str) -> None:
+    with contextlib.suppress(Exception), connect(settings) as connection, connection.cursor() as cursor:
+        cursor.execute("DROP USER IF EXISTS %s@%s", (name, host))
 
 
 def server_version(settings: DatabaseSettings) -> str:
@@ -195,7 +260,8 @@ class _Discard:
 
 
 class _ClientFeeder:
-    """The dump's sink: writes it to the client's stdin, counting lines to quote a failed statement."""
+    """The dump's sink: checks each line (sqlguard.py), then writes it to the client's stdin,
+    counting lines to quote a failed statement."""
 
     def __init__(self, fd: int, also: Sink | None) -> None:
         self.fd = fd
@@ -204,6 +270,7 @@ class _ClientFeeder:
         self.lines = 0
         self.recent: collections.deque[tuple[int, bytes, int, int]] = collections.deque(maxlen=_RECENT_PIECES)
         self.broken = False
+        self.guard = DumpGuard(self._send)
 
     def write(self, data: bytes, start: int, end: int) -> None:
         if self.also is not None:
@@ -211,6 +278,9 @@ class _ClientFeeder:
         self.recent.append((self.lines, data, start, end))
         self.lines += data.count(b"\n", start, end)
         self.size += end - start
+        self.guard.write(data, start, end)
+
+    def _send(self, data: bytes, start: int, end: int) -> None:
         view = memoryview(data)[start:end]
         while view and not self.broken:
             try:
@@ -259,6 +329,13 @@ def load_dump(archive: str, settings: DatabaseSettings, database: str, *, progra
     gets the other members. Raise RestoreError naming the failed statement; the client is
     killed when anything (a timeout, SIGTERM) interrupts the load.
     """
+    with load_account(settings, database) as (account, warning):
+        loaded = _load(archive, account, database, program=program, version=version, also=also, files=files)
+    return dataclasses.replace(loaded, warnings=(warning,) if warning else ())
+
+
+def _load(archive: str, settings: DatabaseSettings, database: str, *, program: str, version: str,
+          also: Sink | None, files: Any) -> LoadResult:
     started = time.monotonic()
     with defaults_file_pipe(settings.password) as (fd, option):
         process = subprocess.Popen(
@@ -273,12 +350,17 @@ def load_dump(archive: str, settings: DatabaseSettings, database: str, *, progra
         with deadline.current.stage(f"loading {os.path.basename(archive)} into {database}"):
             with open(archive, "rb", buffering=0) as handle:
                 walk_tar_gz(handle, _Receiver(feeder, files))
+            feeder.guard.finish()
             process.stdin.close()
             status = process.wait()
             reader.join()
     except ArchiveError as error:
         _kill(process)
         raise RestoreError(f"the archive changed since it was verified: {error}") from None
+    except HostileDumpError as error:
+        _kill(process)
+        raise RestoreError(f"{DUMP_MEMBER} holds what a restore must not run, {error}: refused, "
+                           "the client never received it") from None
     except BaseException:
         _kill(process)
         raise
@@ -381,12 +463,14 @@ def _objects(cursor, schema: str) -> dict[str, list[str]]:
 
 
 def _definitions(cursor, schema: str, kind: str, names: list[str]) -> dict[str, tuple[str, str]]:
-    """Return {name: (sql_mode, CREATE statement)} of views or triggers."""
+    """Return {name: (sql_mode, CREATE statement)} of views or triggers, without their DEFINER:
+    the load's temporary account defined them, and it is dropped; they are re-created as the
+    restoring account."""
     found = {}
     for name in names:
         cursor.execute(f"SHOW CREATE {kind} {quote_name(schema)}.{quote_name(name)}")
         row = cursor.fetchone()
-        found[name] = ("", row[1]) if kind == "VIEW" else (row[1], row[2])
+        found[name] = ("", strip_definer(row[1])) if kind == "VIEW" else (row[1], strip_definer(row[2]))
     return found
 
 
@@ -463,7 +547,7 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
             skipped = tuple(files.skipped) if files else ()
     except FilesError as error:
         raise RestoreError(str(error)) from None
-    warnings = list(report.warnings)
+    warnings = list(report.warnings) + list(loaded.warnings)
     if swapped.kept:
         warnings.append(f"{len(swapped.kept)} table(s) of {settings.name} not in the dump were left "
                         f"as they are: {', '.join(swapped.kept)}")

@@ -135,8 +135,8 @@ def verify_by_restore(archive: str, settings: DatabaseSettings, bindir: str = ""
     keeper = _Keeper(counter)
     with scratch_database(settings, "cib_scratch_") as scratch:
         try:
-            load_dump(archive, settings, scratch, program=program, version=version, also=counter,
-                      files=keeper)
+            loaded = load_dump(archive, settings, scratch, program=program, version=version, also=counter,
+                               files=keeper)
         except RestoreError as error:
             return dataclasses.replace(report, level=LEVEL, state="critical",
                                        reason=f"does not restore: {error}",
@@ -157,7 +157,8 @@ def verify_by_restore(archive: str, settings: DatabaseSettings, bindir: str = ""
         if report.state == "warning":
             reason = f"{reason}; {report.reason}"
     return dataclasses.replace(report, level=LEVEL, reached=LEVEL if not findings else "dump", state=state,
-                               reason=reason, warnings=report.warnings + tuple(findings[1:]), seconds=seconds)
+                               reason=reason, seconds=seconds,
+                               warnings=report.warnings + loaded.warnings + tuple(findings[1:]))
 
 
 def _restored(settings: DatabaseSettings, scratch: str) -> dict[str, tuple[str, int | None]]:

@@ -87,3 +87,14 @@ def fake_itop():
 
     with FakeItop() as itop:
         yield itop
+
+
+@pytest.fixture
+def new_database(mariadb_server):
+    """The name of a database that does not exist yet; dropped afterwards."""
+    import pymysql
+
+    name = f"cib_test_r_{uuid.uuid4().hex[:10]}"
+    yield name
+    with pymysql.connect(**mariadb_server) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -121,22 +122,21 @@ def test_a_table_that_vanished_since_the_previous_verified_archive_is_a_warning(
 
 
 def test_a_timeout_while_verifying_is_unknown_naming_the_stage_and_caches_nothing(tmp_path):
-    zeros = gzip.compress(bytes(64 << 20), compresslevel=1, mtime=0)
-    big = 1 << 30
+    # 64 GiB of zeros in 66 MB: more than any machine inflates in half a second.
+    zeros = gzip.compress(bytes(64 << 20), compresslevel=9, mtime=0)
+    big = 64 << 30
     place(tmp_path / NAME, gzip_members(member("config-itop.php", itop_member("config-itop.php"))
                                         + header("production-modules/zeros.bin", big))
           + zeros * (big // (64 << 20)) + gzip_members(member("itop-dump.sql", itop_member("itop-dump.sql"))
                                                        + END_OF_ARCHIVE))
 
     timed_out = check(tmp_path, "--verify", "dump", "--timeout", "0.5")
-    finished = check(tmp_path, "--verify", "dump", "-vv")
 
     assert timed_out.exit_code == 3
     assert timed_out.stdout == (f"ITOP_BACKUP UNKNOWN - timed out after 0.5s while verifying {NAME} "
                                 "at dump level\n")
-    assert finished.exit_code == 0
-    assert any(line.startswith(f"{tmp_path / NAME}: verified to dump level in ")
-               for line in finished.long_output)
+    with sqlite3.connect(tmp_path / "history.sqlite") as history:
+        assert history.execute("SELECT COUNT(*) FROM verifications").fetchone() == (0,)
 
 
 def itop_config(path: Path, settings: dict, database: str) -> Path:
