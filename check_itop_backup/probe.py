@@ -4,8 +4,9 @@ It asks the schedule which backup is due, the finder which archive to judge and 
 history how big the earlier archives were, and yields the metrics the contexts in
 ``verdict.py`` judge: ``archive`` (the selection), ``age`` (s), ``size`` (B), ``trend``
 (size against the baseline), ``history`` (archives known), and when configured
-``size_reduction`` (iTop's rule), ``retention`` and ``verification`` (verification.py,
-which caches its results in the history). Otherwise it only reads the history; the
+``size_reduction`` (iTop's rule), ``retention``, ``verification`` (verification.py,
+which caches its results in the history) and ``leftovers`` (what killed restores left in
+the iTop root and could not be cleaned, recovery.py). Otherwise it only reads the history; the
 verdict is written back in one transaction once known (``record_verdict``).
 It raises ``CheckError`` only when it cannot tell.
 """
@@ -65,6 +66,10 @@ class ItopBackup(nagiosplugin.Resource):
         self.selection = select(settings.pattern, archives, slot, previous_slot,
                                 settings.to_epoch, settings.now.timestamp(), settings.settle)
         yield nagiosplugin.Metric("archive", self.selection, context="archive")
+        root = settings.itop_config.root if settings.itop_config else None
+        if root:
+            with deadline.current.stage(f"looking for what killed restores left in {root}"):
+                yield nagiosplugin.Metric("leftovers", self._leftovers(root), context="leftovers")
         judged = self.selection.judged
         if judged is None:
             return
@@ -83,6 +88,29 @@ class ItopBackup(nagiosplugin.Resource):
             except (HistoryError, OSError) as error:
                 raise nagiosplugin.CheckError(f"cannot verify {judged.path}: {error}") from None
             yield nagiosplugin.Metric("verification", verification, context="verification")
+
+    def _leftovers(self, root: str) -> str | None:
+        """Clean what killed restores left (recovery.py): in the iTop root, and on the server when
+        test restores run; return what remains, or None."""
+        from check_itop_backup.recovery import RecoveryError, recover_files, recover_server
+
+        steps = [lambda: recover_files(root)]
+        if self.verifier is not None and self.verifier.settings.level == "restore":
+            from check_itop_backup.livedb import LiveDbError, config_database
+
+            try:
+                database = config_database(self.settings.itop_config.path)
+                steps.append(lambda: recover_server(database))
+            except LiveDbError as error:
+                log.info("not looking for a killed restore's objects on the server: %s", error)
+        problems = []
+        for step in steps:
+            try:
+                for line in step():
+                    log.warning("%s", line)
+            except RecoveryError as error:
+                problems.append(str(error))
+        return "; ".join(problems) or None
 
     def _history_metrics(self, judged: ArchiveFile, archives: list[ArchiveFile]
                          ) -> Iterator[nagiosplugin.Metric]:

@@ -56,6 +56,17 @@ from check_itop_backup.dump import (
     port_options,
     tls_options,
 )
+from check_itop_backup.recovery import (
+    JOURNAL_TABLE,
+    FilesJournal,
+    RecoveryError,
+    create_all,
+    old_table_name,
+    recover_files,
+    recover_server,
+    run_lock,
+    token_of,
+)
 from check_itop_backup.sqlguard import DumpGuard, HostileDumpError, strip_definer
 from check_itop_backup.tarheader import REGULAR_TYPES, root_name, unsafe_reason
 from check_itop_backup.verify import DUMP_MEMBER, ArchiveError, walk_tar_gz
@@ -153,7 +164,7 @@ def load_account(settings: DatabaseSettings, database: str) -> Iterator[tuple[Da
     accounts, yield *settings* themselves and say so in the warning."""
     import pymysql
 
-    name, password = f"{LOAD_ACCOUNT_PREFIX}{uuid.uuid4().hex[:12]}", secrets.token_urlsafe(24)
+    name, password = f"{LOAD_ACCOUNT_PREFIX}{token_of(database)}", secrets.token_urlsafe(24)
     try:
         with connect(settings) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT SUBSTRING_INDEX(USER(), '@', -1)")  # where the client comes from
@@ -194,17 +205,34 @@ def server_version(settings: DatabaseSettings) -> str:
         raise RestoreError(str(error)) from None
 
 
+def new_token() -> str:
+    """A run's token: it names the run's scratch database, load account and replaced tables."""
+    return uuid.uuid4().hex[:16]
+
+
 @contextlib.contextmanager
-def scratch_database(settings: DatabaseSettings, prefix: str = SCRATCH_PREFIX) -> Iterator[str]:
+def scratch_database(settings: DatabaseSettings, prefix: str = SCRATCH_PREFIX,
+                     token: str = "") -> Iterator[str]:
     """Create a uniquely named, empty utf8mb4 database and yield its name; drop it afterwards,
-    whatever ends the block (SIGTERM and the deadline's alarm are held back while dropping)."""
-    name = f"{prefix}{uuid.uuid4().hex[:16]}"
-    _execute(settings, f"CREATE DATABASE {quote_name(name)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    whatever ends the block (SIGTERM and the deadline's alarm are held back while dropping).
+    The run's lock (recovery.py) is held meanwhile: it tells this run from a killed one."""
+    token = token or new_token()
+    name = f"{prefix}{token}"
     try:
-        yield name
+        lock = run_lock(settings, token)
+        lock.__enter__()
+    except DumpError as error:
+        raise RestoreError(str(error)) from None
+    try:
+        _execute(settings, f"CREATE DATABASE {quote_name(name)} CHARACTER SET utf8mb4 "
+                           "COLLATE utf8mb4_unicode_ci")
+        try:
+            yield name
+        finally:
+            with _signals_held():
+                drop_database(settings, name)
     finally:
-        with _signals_held():
-            drop_database(settings, name)
+        lock.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
@@ -416,14 +444,17 @@ def swap_into(settings: DatabaseSettings, scratch: str) -> SwapResult:
             cursor.execute("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
                            "WHERE TABLE_SCHEMA = %s", (target,))
             existing = dict(cursor.fetchall())
-            views = _definitions(cursor, scratch, "VIEW", objects["views"])
+            defined = _definitions(cursor, scratch, "VIEW", objects["views"])
+            views = {name: ("", statement.replace(f"{quote_name(scratch)}.", f"{quote_name(target)}."))
+                     for name, (_, statement) in defined.items()}
             triggers = _definitions(cursor, scratch, "TRIGGER", objects["triggers"])
+            _journal(cursor, scratch, target, views, triggers)
             for name in objects["triggers"]:
                 cursor.execute(f"DROP TRIGGER {quote_name(scratch)}.{quote_name(name)}")
             for name in objects["views"]:
                 cursor.execute(f"DROP VIEW {quote_name(scratch)}.{quote_name(name)}")
             incoming = objects["tables"] + objects["views"]
-            aside = {name: f"_cib_old_{uuid.uuid4().hex[:8]}_{index}"
+            aside = {name: old_table_name(token_of(scratch), index)
                      for index, name in enumerate(incoming) if name in existing}
             pairs = [f"{quote_name(target)}.{quote_name(name)} TO {quote_name(target)}.{quote_name(old)}"
                      for name, old in aside.items()]
@@ -435,7 +466,7 @@ def swap_into(settings: DatabaseSettings, scratch: str) -> SwapResult:
                 kind = "VIEW" if existing[name] == "VIEW" else "TABLE"
                 cursor.execute(f"DROP {kind} IF EXISTS {quote_name(target)}.{quote_name(old)}")
             connection.select_db(target)
-            _recreate_views(cursor, views, scratch, target)
+            create_all(cursor, [statement for _, statement in views.values()])
             for _name, (sql_mode, statement) in triggers.items():
                 cursor.execute("SET SESSION sql_mode = %s", (sql_mode,))
                 cursor.execute(statement)
@@ -445,6 +476,19 @@ def swap_into(settings: DatabaseSettings, scratch: str) -> SwapResult:
     kept = tuple(sorted(name for name in existing if name not in set(incoming)))
     return SwapResult(tuple(objects["tables"]), tuple(objects["views"]), tuple(objects["triggers"]),
                       tuple(sorted(aside)), kept)
+
+
+def _journal(cursor, scratch: str, target: str, views: dict[str, tuple[str, str]],
+             triggers: dict[str, tuple[str, str]]) -> None:
+    """Write what the swap re-creates after its rename into the scratch database: a recovery
+    after kill -9 finishes the swap from it (recovery.py)."""
+    table = f"{quote_name(scratch)}.{JOURNAL_TABLE}"
+    cursor.execute(f"CREATE TABLE {table} (target VARCHAR(64) NOT NULL, kind VARCHAR(8) NOT NULL, "
+                   "name VARCHAR(64) NOT NULL, sql_mode TEXT NOT NULL, statement LONGTEXT NOT NULL)")
+    rows = [(target, "TARGET", "", "", "")]
+    rows += [(target, "VIEW", name, "", statement) for name, (_, statement) in views.items()]
+    rows += [(target, "TRIGGER", name, mode, statement) for name, (mode, statement) in triggers.items()]
+    cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s, %s)", rows)
 
 
 def _objects(cursor, schema: str) -> dict[str, list[str]]:
@@ -472,26 +516,6 @@ def _definitions(cursor, schema: str, kind: str, names: list[str]) -> dict[str, 
         row = cursor.fetchone()
         found[name] = ("", strip_definer(row[1])) if kind == "VIEW" else (row[1], strip_definer(row[2]))
     return found
-
-
-def _recreate_views(cursor, views: dict[str, tuple[str, str]], scratch: str, target: str) -> None:
-    """Create the views in *target*, their scratch qualifiers renamed; views built on views
-    are retried until every one exists."""
-    import pymysql
-
-    pending = {name: statement.replace(f"{quote_name(scratch)}.", f"{quote_name(target)}.")
-               for name, (_, statement) in views.items()}
-    while pending:
-        failed: dict[str, str] = {}
-        last_error: Exception | None = None
-        for name, statement in pending.items():
-            try:
-                cursor.execute(statement)
-            except pymysql.MySQLError as error:
-                failed[name], last_error = statement, error
-        if len(failed) == len(pending):
-            raise last_error
-        pending = failed
 
 
 @dataclass(frozen=True)
@@ -525,31 +549,67 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
         raise RestoreError(f"{archive} is a {report.container} archive: only .tar.gz archives are restored")
     program = find_client_program(bindir)
     version = server_version(settings)
+    recovered = recover(settings, itop_root)
     existing = target_tables(settings)
     if existing and not force:
         shown = ", ".join(existing[:5]) + (", …" if len(existing) > 5 else "")
         raise RestoreError(f"database {settings.name} has {len(existing)} tables ({shown}): "
                            "give --force to replace them")
+    token = new_token()
     try:
         with contextlib.ExitStack() as stack:
-            files = None
+            files = journal = None
             if itop_root:
-                stack.enter_context(maintenance_mode(itop_root))
-                files = stack.enter_context(StagedFiles(itop_root, environment))
-            with scratch_database(settings) as scratch:
+                journal = stack.enter_context(FilesJournal(itop_root, token, environment))
+                stack.enter_context(maintenance_mode(itop_root, journal))
+                files = stack.enter_context(StagedFiles(itop_root, environment, staging=journal.staging))
+            with scratch_database(settings, token=token) as scratch:
                 loaded = load_dump(archive, settings, scratch, program=program, version=version, files=files)
+                if files:
+                    files.check_placement()
                 with deadline.current.stage(f"swapping the restored tables into {settings.name}"):
                     if existing is None:  # created only now: a failed load leaves no empty database
                         _execute(settings, f"CREATE DATABASE IF NOT EXISTS {quote_name(settings.name)} "
                                            "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
                     swapped = swap_into(settings, scratch)
-            placed = tuple(files.place()) if files else ()
+            if files and journal:
+                journal.note(swapped=True)
+                _place(files, settings.name, swapped)
+            placed = tuple(files.written) if files else ()
             skipped = tuple(files.skipped) if files else ()
-    except FilesError as error:
-        raise RestoreError(str(error)) from None
-    warnings = list(report.warnings) + list(loaded.warnings)
+    except (FilesError, RecoveryError) as error:
+        raise RestoreError(f"{error}: nothing was written, {settings.name} and {itop_root} are unchanged") \
+            from None
+    warnings = list(recovered) + list(report.warnings) + list(loaded.warnings)
     if swapped.kept:
         warnings.append(f"{len(swapped.kept)} table(s) of {settings.name} not in the dump were left "
                         f"as they are: {', '.join(swapped.kept)}")
     warnings += [f"link member {name} was not restored" for name in skipped]
     return RestoreResult(archive, settings.name, loaded, swapped, placed, tuple(warnings))
+
+
+def _place(files, target: str, swapped: SwapResult) -> None:
+    """Place the staged files after the swap; a failure says what was replaced and what was not."""
+    from check_itop_backup.restorefiles import FilesError
+
+    try:
+        files.place()
+    except (FilesError, OSError) as error:
+        reason = f"{error.strerror}: {error.filename}" if isinstance(error, OSError) else str(error)
+        placed = ", ".join(files.written) or "none"
+        raise RestoreError(f"{target} was replaced ({len(swapped.tables)} tables) but placing the files "
+                           f"failed ({reason}); placed: {placed}; the rest is still staged and a later "
+                           "restore into the same root places it") from None
+
+
+def recover(settings: DatabaseSettings, itop_root: str = "") -> list[str]:
+    """Finish or undo what killed restores left (recovery.py); return warnings saying what was
+    done, and what could not be (which does not stop this restore)."""
+    steps = [lambda: recover_server(settings)] + ([lambda: recover_files(itop_root)] if itop_root else [])
+    said = []
+    for step in steps:
+        try:
+            said += step()
+        except RecoveryError as error:
+            said.append(str(error))
+    return said

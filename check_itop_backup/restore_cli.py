@@ -75,7 +75,7 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
     """``itop-backup verify ARCHIVE --level restore``: *report_outcome(report, verbose)* prints the
     report and returns the exit status (0 only when the archive restored as expected).
     OSError passes through."""
-    from check_itop_backup.restore import RestoreError
+    from check_itop_backup.restore import RestoreError, recover
     from check_itop_backup.testrestore import verify_by_restore
 
     prog = "itop-backup verify"
@@ -86,6 +86,8 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
         return 2
     with guarded_run(args.timeout) as failure:
         try:
+            for line in recover(settings):
+                print(f"{prog}: warning: {line}", file=sys.stderr)
             report = verify_by_restore(args.archive, settings, args.mysql_bindir or "")
         except RestoreError as error:
             failure.append(f"test restore impossible: {error}")

@@ -21,11 +21,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from check_itop_backup.tarheader import REGULAR_TYPES, unsafe_reason
+
+if TYPE_CHECKING:
+    from check_itop_backup.recovery import FilesJournal
 
 CONFIG_MEMBER = "config-itop.php"
 DELTA_MEMBER = "delta.xml"
@@ -46,9 +49,10 @@ class FilesError(Exception):
 
 
 @contextlib.contextmanager
-def maintenance_mode(itop_root: str) -> Iterator[str]:
+def maintenance_mode(itop_root: str, journal: FilesJournal) -> Iterator[str]:
     """Create ``data/.maintenance`` (iTop answers 503, its cron and CLI scripts do nothing) for
-    the block and remove it afterwards, whatever happens, unless it was there before (as iTop)."""
+    the block and remove it afterwards, whatever happens, unless it was there before (as iTop).
+    The *journal* records that it was created, for a recovery after kill -9 (recovery.py)."""
     path = os.path.join(itop_root, MAINTENANCE_FILE)
     existed = os.path.lexists(path)
     if not existed:
@@ -57,6 +61,7 @@ def maintenance_mode(itop_root: str) -> Iterator[str]:
                 pass
         except OSError as error:
             raise FilesError(f"cannot enter maintenance mode ({path}): {error.strerror}") from None
+        journal.note(maintenance=True)
     try:
         yield path
     finally:
@@ -82,7 +87,8 @@ class _Ignored:
 class StagedFiles:
     """The archive's files, staged under the iTop root while the dump loads.
 
-    Use as a context manager: the staging directory is removed when the block ends.
+    Use as a context manager: the staging directory (*staging*, the run's journal names it)
+    is created, and removed when the block ends.
     ``open_member(name, kind)`` is the sink factory restore.load_dump calls.
     """
 
@@ -91,12 +97,11 @@ class StagedFiles:
     staging: str = ""
     names: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
     _handle: object = None
 
     def __enter__(self) -> StagedFiles:
-        data = os.path.join(self.itop_root, "data")
         _safe_directory(self.itop_root, "data")
-        self.staging = os.path.join(data, f".itop-restore-{uuid.uuid4().hex[:12]}")
         os.mkdir(self.staging, 0o700)
         return self
 
@@ -129,12 +134,48 @@ class StagedFiles:
             self._handle.close()
             self._handle = None
 
+    def check_placement(self) -> None:
+        """Raise FilesError when a staged file could not be placed: checked before the database
+        is swapped, so that a restore refused for its files has written nothing."""
+        self._close()
+        destinations = {self._destination(name) for name in self.names} - {""}
+        destinations.add(self._destination(DELTA_MEMBER))  # replaced or removed in any case
+        for relative in sorted(destinations):
+            path = self.itop_root
+            for part in [part for part in os.path.dirname(relative).split("/") if part not in ("", ".")]:
+                if part == "..":
+                    raise FilesError(f"{relative!r} climbs out of the iTop root {self.itop_root}")
+                if not os.path.lexists(os.path.join(path, part)):
+                    break
+                path = os.path.join(path, part)
+                if os.path.islink(path):
+                    raise FilesError(f"{path} is a symbolic link: not followed, nothing written through it")
+                if not os.path.isdir(path):
+                    raise FilesError(f"{path} is not a directory: the archive's files cannot be placed")
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise FilesError(f"{path} is not writable: the archive's files cannot be placed")
+            destination = os.path.join(self.itop_root, relative)
+            if os.path.isdir(destination) and not os.path.islink(destination):
+                raise FilesError(f"{destination} is a directory: a file of the archive cannot replace it")
+
+    def _destination(self, name: str) -> str:
+        """Where ``place`` puts the staged regular file *name*, relative to the root ("" for modules)."""
+        if name == CONFIG_MEMBER:
+            return os.path.join("conf", self.environment, CONFIG_MEMBER)
+        if name == DELTA_MEMBER:
+            return os.path.join("data", f"{self.environment}.delta.xml")
+        if name.split("/", 1)[0] in (f"{self.environment}-modules", "production-modules"):
+            return ""
+        return name
+
     def place(self) -> list[str]:
-        """Move the staged files to their places in the iTop root; return the paths written."""
+        """Move the staged files to their places in the iTop root; return the paths written.
+
+        ``written`` holds them too, so that a failure half-way can say what was placed."""
         self._close()
         root, env = self.itop_root, self.environment
         modules = f"{env}-modules"
-        written = []
+        written = self.written
         staged_modules = next((os.path.join(self.staging, name) for name in (modules, "production-modules")
                                if os.path.isdir(os.path.join(self.staging, name))), None)
         config = os.path.join(self.staging, CONFIG_MEMBER)

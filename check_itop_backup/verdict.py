@@ -177,6 +177,17 @@ class RetentionContext(nagiosplugin.Context):
         return self.result_cls(Warn, f"{expected} archives expected (retention), {found} found", metric)
 
 
+class LeftoversContext(nagiosplugin.Context):
+    """What a killed restore left and this run could not clean (maintenance mode, staged files
+    holding the password, scratch databases): WARNING, naming it."""
+
+    def __init__(self) -> None:
+        super().__init__("leftovers", result_cls=Finding)
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        return self.result_cls(Warn if metric.value else Ok, metric.value, metric)
+
+
 class VerificationContext(nagiosplugin.Context):
     """The deep verification (``--verify``): CRITICAL with the reason when the archive fails;
     WARNING for what iTop's restore would stumble on, or tables gone since the previous archive."""

@@ -13,7 +13,7 @@ import pytest
 
 from tests.archive_corpus import itop_tar
 from tests.checkrun import run_check
-from tests.test_restore import cli, databases, execute, server_options, tiny_dump, write_archive
+from tests.test_restore import cli, databases, execute, probe_config, server_options, tiny_dump, write_archive
 
 
 def tables(settings, database):
@@ -198,11 +198,7 @@ def test_the_probe_with_verify_restore_is_critical_for_a_hostile_dump(mariadb_se
                             itop_tar(dump=tiny_dump(f"\\! touch {pwned}\n")))
     written = 1795732440  # 2026-11-26 23:34 Europe/Paris
     os.utime(archive, (written, written))
-    config = tmp_path / "config-itop.php"
-    server = f"{mariadb_server['host']}:{mariadb_server['port']}"
-    config.write_text(f"<?php\n$MySettings = array('db_host' => '{server}',"
-                      f" 'db_user' => '{mariadb_server['user']}', 'db_pwd' => '{mariadb_server['password']}',"
-                      " 'db_name' => 'itop');\n")
+    config = probe_config(tmp_path, mariadb_server)
 
     run = run_check("-f", tmp_path / "__DB__-%Y-%m-%d_%H_%M", "--db-name", "itop",
                     "--timezone", "Europe/Paris", "--now", "2026-11-27T10:00:00+01:00",

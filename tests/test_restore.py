@@ -272,30 +272,19 @@ def password_user(mariadb_server):
 def test_sigterm_mid_load_drops_the_scratch_and_the_password_is_on_no_command_line(
         runner_archive, password_user, tmp_path):
     settings, _, archive = runner_archive
-    client = subprocess.run(["sh", "-c", "command -v mariadb || command -v mysql"], capture_output=True,
-                            text=True, check=True).stdout.strip()
-    bindir = fake_client(tmp_path, f'[ "$2" = --help ] && exec "{client}" "$@"\n'
-                                   f'( head -c 20000; sleep 30 ) | "{client}" "$@"\n')
     env = dict(os.environ, ITOP_BACKUP_DB_PASSWORD=PASSWORD)
     process = subprocess.Popen([*BACKUP, "verify", str(archive), "--level", "restore",
                                 "--db-host", f"{settings['host']}:{settings['port']}",
                                 "--db-user", password_user,
-                                "--mysql-bindir", str(bindir)], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                                "--mysql-bindir", str(stalling_client(tmp_path))], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
-    clients = []
-    while time.monotonic() < deadline and not clients:
-        clients = process_running("--database=cib_scratch_", process.pid)
-        time.sleep(0.1)
-    assert clients, "the client never started"
+    clients, scratch = loading_clients(process)
     for pid in clients:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             assert PASSWORD.encode() not in handle.read()
         with open(f"/proc/{pid}/environ", "rb") as handle:
             assert PASSWORD.encode() not in handle.read()
-    with open(f"/proc/{clients[0]}/cmdline", "rb") as handle:
-        [scratch] = [arg.split(b"=", 1)[1].decode() for arg in handle.read().split(b"\0")
-                     if arg.startswith(b"--database=")]
     with pymysql.connect(**settings) as connection, connection.cursor() as cursor:
         while time.monotonic() < deadline:  # mid-load: some tables are there
             cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
@@ -311,6 +300,38 @@ def test_sigterm_mid_load_drops_the_scratch_and_the_password_is_on_no_command_li
     assert f"terminated by SIGTERM while loading b.tar.gz into {scratch}" in err
     assert scratch not in databases(settings, "cib_scratch_")
     assert wait_until_gone(clients) == []
+
+
+def stalling_client(tmp_path):
+    """A bin directory whose mysql client takes the first 20 kB of the dump, then stalls for a minute."""
+    client = subprocess.run(["sh", "-c", "command -v mariadb || command -v mysql"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    return fake_client(tmp_path, f'[ "$2" = --help ] && exec "{client}" "$@"\n'
+                                 f'( head -c 20000; sleep 60 ) | "{client}" "$@"\n')
+
+
+def loading_clients(process, seconds=20.0):
+    """Wait for *process* to start its mysql client; return the client pids and the database loaded."""
+    deadline = time.monotonic() + seconds
+    clients = []
+    while time.monotonic() < deadline and not clients:
+        clients = process_running("--database=cib_", process.pid)
+        time.sleep(0.1)
+    assert clients, "the client never started"
+    with open(f"/proc/{clients[0]}/cmdline", "rb") as handle:
+        [database] = [arg.split(b"=", 1)[1].decode() for arg in handle.read().split(b"\0")
+                      if arg.startswith(b"--database=")]
+    return clients, database
+
+
+def probe_config(tmp_path, server_settings):
+    """A config-itop.php naming the test server (the probe's test restores use it)."""
+    config = tmp_path / "config-itop.php"
+    server = f"{server_settings['host']}:{server_settings['port']}"
+    config.write_text(f"<?php\n$MySettings = array('db_host' => '{server}', 'db_user' => "
+                      f"'{server_settings['user']}', 'db_pwd' => '{server_settings['password']}', "
+                      "'db_name' => 'itop');\n")
+    return config
 
 
 def wait_until_gone(pids, seconds=5.0):
@@ -337,11 +358,7 @@ def test_the_probe_verifies_at_restore_level_with_a_scratch_database(mariadb_ser
     written = datetime(2026, 11, 26, 23, 34, tzinfo=ZoneInfo("Europe/Paris"))
     archive = write_archive(tmp_path / "itop-2026-11-26_23_30.tar.gz", itop_tar(dump=tiny_dump()))
     os.utime(archive, (written.timestamp(), written.timestamp()))
-    config = tmp_path / "config-itop.php"
-    server = f"{mariadb_server['host']}:{mariadb_server['port']}"
-    config.write_text(f"<?php\n$MySettings = array('db_host' => '{server}',"
-                      f" 'db_user' => '{mariadb_server['user']}', 'db_pwd' => '{mariadb_server['password']}',"
-                      " 'db_name' => 'itop');\n")
+    config = probe_config(tmp_path, mariadb_server)
 
     run = run_check("-f", tmp_path / "__DB__-%Y-%m-%d_%H_%M", "--db-name", "itop",
                     "--timezone", "Europe/Paris",
