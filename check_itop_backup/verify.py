@@ -48,13 +48,14 @@ from check_itop_backup.dumpscan import DumpScanner
 from check_itop_backup.phpconfig import PhpConfigError, parse_php_config
 from check_itop_backup.tarheader import (
     BLOCK,
+    PATH_MAX,
     REGULAR_TYPES,
+    MemberGuard,
     TarFormatError,
-    TarHeader,
     parse_header,
     pax_records,
+    pax_size,
     root_name,
-    unsafe_reason,
 )
 from check_itop_backup.tarstream import MEMBER_HEADER_SIZE, member_length
 from check_itop_backup.units import format_size
@@ -68,6 +69,8 @@ READ_SIZE = 1 << 20  # compressed bytes per read
 INFLATE_SIZE = 4 << 20  # most decompressed bytes held at once
 SMALL_MEMBER_LIMIT = 4 << 20  # config-itop.php, manifest.json, long names
 PARALLEL_MEMBER_LIMIT = 16 << 20  # longest gzip member read whole to be inflated on the pool
+MAX_LISTED_MEMBERS = 5000  # members kept for the report (all are counted)
+MAX_WARNINGS = 100
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 
@@ -96,8 +99,10 @@ class VerificationReport:
     state: str
     reason: str
     warnings: tuple[str, ...] = ()
-    members: tuple[Member, ...] = ()
-    tables: tuple[str, ...] = ()
+    members: tuple[Member, ...] = ()  # the first MAX_LISTED_MEMBERS of member_count
+    tables: tuple[str, ...] = ()  # the first dumpscan.MAX_TABLES of table_count
+    member_count: int = 0
+    table_count: int = 0
     dump_size: int | None = None
     dump_sha256: str | None = None
     container: str = "tar.gz"
@@ -112,8 +117,8 @@ class VerificationReport:
         """The report's facts as JSON-ready data (what the history stores)."""
         return {
             "reached": self.reached, "warnings": list(self.warnings), "tables": list(self.tables),
-            "dump_size": self.dump_size, "dump_sha256": self.dump_sha256,
-            "members": len(self.members), "container": self.container,
+            "table_count": self.table_count, "dump_size": self.dump_size, "dump_sha256": self.dump_sha256,
+            "members": self.member_count, "container": self.container,
             "gzip_members": self.gzip_members, "seconds": round(self.seconds, 3),
         }
 
@@ -150,7 +155,10 @@ class _Inspection:
 
     def __init__(self, level: str) -> None:
         self.level = level
-        self.members: list[Member] = []
+        self.members: list[Member] = []  # the first MAX_LISTED_MEMBERS
+        self.member_count = 0
+        self.present: set[str] = set()  # the required members found as regular files
+        self.dump_size: int | None = None
         self.warnings: list[str] = []
         self.dump: DumpScanner | None = None
         self.config: _Collector | None = None
@@ -158,14 +166,17 @@ class _Inspection:
         self.multi_member_gzip = False
 
     def open_member(self, name: str, size: int, kind: bytes = b"0", linkname: str = "") -> _Sink:
-        """Record a member and return where its data goes. Raise ArchiveError when it is unsafe."""
-        reason = unsafe_reason(name, kind, linkname)
-        if reason:
-            raise ArchiveError(reason)
+        """Record a member (judged safe by the walk's ``MemberGuard``) and return where its data goes."""
         root = root_name(name)
-        self.members.append(Member(root, size, kind.decode("ascii", "replace")))
+        self.member_count += 1
+        if len(self.members) < MAX_LISTED_MEMBERS:
+            self.members.append(Member(root, size, kind.decode("ascii", "replace")))
+        if root == DUMP_MEMBER:
+            self.dump_size = size
         if kind not in REGULAR_TYPES:
             return _Collector()
+        if root in REQUIRED_MEMBERS:
+            self.present.add(root)
         if root == DUMP_MEMBER and self.level == "dump":
             self.abandon()
             self.dump = DumpScanner(with_sha256=self.multi_member_gzip or self.manifest is not None)
@@ -179,9 +190,8 @@ class _Inspection:
         return _Collector()
 
     def check_archive(self) -> None:
-        present = {member.name for member in self.members if member.type in ("0", "7")}
         for required in REQUIRED_MEMBERS:
-            if required not in present:
+            if required not in self.present:
                 raise ArchiveError(f"required member {required} is missing")
 
     def check_dump(self) -> None:
@@ -216,7 +226,7 @@ class _Inspection:
         listed = [table.get("name") for table in manifest.get("tables") or ()
                   if isinstance(table, dict) and str(table.get("type", "table")).upper() != "VIEW"]
         missing = [name for name in listed if name not in self.dump.tables]
-        if missing:
+        if missing and not self.dump.more_tables:  # beyond MAX_TABLES, names are only counted
             raise ArchiveError(f"{DUMP_MEMBER} lacks {len(missing)} of the tables listed in "
                                f"{MANIFEST_MEMBER}: {', '.join(map(str, missing))}")
 
@@ -345,6 +355,7 @@ class _TarWalker:
         self._extension: tuple[bytes, _Collector] | None = None
         self._pending: dict[str, str] = {}
         self._headers = 0
+        self._guard = MemberGuard()
 
     def feed(self, piece: bytes) -> None:
         position, end = 0, len(piece)
@@ -394,15 +405,27 @@ class _TarWalker:
             return
         name = self._pending.pop("path", header.name)
         linkname = self._pending.pop("linkpath", header.linkname)
-        size = int(self._pending.pop("size", header.size))
-        self._warn_about(header, name)
+        reason = self._guard.reason(name, header.type, linkname)
+        if reason:
+            raise ArchiveError(reason)
+        size = header.size
+        if "size" in self._pending:
+            try:
+                size = pax_size(self._pending.pop("size"))
+            except TarFormatError as error:
+                raise ArchiveError(f"{error} for member {name!r}") from None
+        if header.base256_size:
+            self._warn(f"member {name} stores its size in GNU base-256 form, "
+                       "which iTop's restore cannot read")
         sink = self.inspection.open_member(name, size, header.type, linkname)
         self._start_data(name, size if header.has_data else 0, sink)
 
-    def _warn_about(self, header: TarHeader, name: str) -> None:
-        if header.base256_size:
-            self.inspection.warnings.append(
-                f"member {name} stores its size in GNU base-256 form, which iTop's restore cannot read")
+    def _warn(self, warning: str) -> None:
+        warnings = self.inspection.warnings
+        if len(warnings) < MAX_WARNINGS:
+            warnings.append(warning)
+        elif len(warnings) == MAX_WARNINGS:
+            warnings.append(f"more than {MAX_WARNINGS} warnings: the others are left out")
 
     def _start_data(self, name: str, size: int, sink: _Sink) -> None:
         self._member, self._size, self._sink = name, size, sink
@@ -430,8 +453,7 @@ class _TarWalker:
             if kind == b"x":
                 self._pending.update({key: records[key] for key in ("path", "linkpath", "size")
                                       if key in records})
-            self.inspection.warnings.append(
-                "archive uses PAX extended headers, which iTop's restore skips")
+            self._warn("archive uses PAX extended headers, which iTop's restore skips")
 
 
 def _inflate_member(member: bytes) -> bytes | None:
@@ -471,16 +493,31 @@ def _zip_kind(info: zipfile.ZipInfo) -> bytes:
     return b"0"
 
 
+def _zip_link(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """Return the target of a symlink member, read only as far as a path can be long."""
+    if info.file_size <= PATH_MAX:
+        with archive.open(info) as link:
+            target = link.read(PATH_MAX + 1)
+        if len(target) <= PATH_MAX:
+            return target.decode("utf-8", "replace")
+    raise ArchiveError(f"symlink member {info.filename!r} has a target of {info.file_size} bytes, "
+                       f"longer than a path can be ({PATH_MAX})")
+
+
 def _walk_zip(path: str, inspection: _Inspection) -> None:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
         raise ArchiveError(f"not a readable zip archive: {error}") from None
+    guard = MemberGuard()
     with archive:
         for info in archive.infolist():
             kind = _zip_kind(info)
             try:
-                linkname = archive.read(info).decode("utf-8", "replace") if kind == b"2" else ""
+                linkname = _zip_link(archive, info) if kind == b"2" else ""
+                reason = guard.reason(info.filename, kind, linkname)
+                if reason:
+                    raise ArchiveError(reason)
                 sink = inspection.open_member(info.filename, info.file_size, kind, linkname)
                 if kind != b"0":
                     continue
@@ -532,24 +569,20 @@ def verify_archive(path: str, level: str = "dump") -> VerificationReport:
     return VerificationReport(
         path=path, level=level, reached=reached, state=state, reason=reason,
         warnings=tuple(inspection.warnings), members=tuple(inspection.members),
-        tables=tuple(dump.tables) if dump else (), dump_size=_dump_size(inspection),
+        tables=tuple(dump.tables) if dump else (), member_count=inspection.member_count,
+        table_count=dump.table_count if dump else 0, dump_size=inspection.dump_size,
         dump_sha256=dump.sha256 if dump else None, container=container,
         gzip_members=gzip_members, seconds=time.monotonic() - started)
-
-
-def _dump_size(inspection: _Inspection) -> int | None:
-    sizes = [member.size for member in inspection.members if member.name == DUMP_MEMBER]
-    return sizes[-1] if sizes else None
 
 
 def _summary(inspection: _Inspection) -> tuple[str, str]:
     if inspection.warnings:
         more = len(inspection.warnings) - 1
         return "warning", inspection.warnings[0] + (f" (and {more} more)" if more else "")
-    dump_size = format_size(_dump_size(inspection) or 0)
+    dump_size = format_size(inspection.dump_size or 0)
     if inspection.dump is None:
-        return "ok", (f"{len(inspection.members)} members intact, {DUMP_MEMBER} ({dump_size}) "
+        return "ok", (f"{inspection.member_count} members intact, {DUMP_MEMBER} ({dump_size}) "
                       f"and {CONFIG_MEMBER} present")
-    return "ok", (f"{DUMP_MEMBER} complete ({dump_size}, {len(inspection.dump.tables)} tables), "
+    return "ok", (f"{DUMP_MEMBER} complete ({dump_size}, {inspection.dump.table_count} tables), "
                   f"{CONFIG_MEMBER} parses")
 

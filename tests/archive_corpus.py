@@ -160,3 +160,56 @@ def _corrupt_zip() -> bytes:
                                   _DUMP: itop_member(_DUMP)}))
     data[len(data) // 2] ^= 0xFF
     return bytes(data)
+
+
+def pax_header(records: dict[str, str]) -> bytes:
+    """Return a PAX extended header member (type ``x``) holding *records* for the next member."""
+    data = b""
+    for key, value in records.items():
+        body = f" {key}={value}\n".encode()
+        length = len(body) + 1
+        while len(str(length)) + len(body) != length:
+            length = len(str(length)) + len(body)
+        data += str(length).encode() + body
+    return header("././@PaxHeader", len(data), tarfile.XHDTYPE) + padded(data)
+
+
+def _with_size_field(block: bytes, field: bytes) -> bytes:
+    """Return the header *block* with its size field replaced by *field* and the checksum redone."""
+    block = bytearray(block)
+    block[124:136], block[148:156] = field, b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def _link_chain() -> bytes:
+    # each link points inside on its own; together, a/b/c/x lands in the target's parent
+    return gzip_members(itop_tar(extra=(member("a/b", kind=tarfile.SYMTYPE, linkname=".."),
+                                        member("a/b/c", kind=tarfile.SYMTYPE, linkname=".."),
+                                        member("a/b/c/x", b"escaped"))))
+
+
+# Hostile archives (issue 11): trap -> (archive bytes, the one-line reason the verifier must give).
+HOSTILE: dict[str, Callable[[], tuple[bytes, str]]] = {
+    "PAX size=-1536": lambda: (
+        gzip_members(pax_header({"size": "-1536"}) + member("a", b"x") + END_OF_ARCHIVE),
+        "PAX extended header has an invalid size '-1536' for member 'a'"),
+    "PAX size=abc": lambda: (
+        gzip_members(pax_header({"size": "abc"}) + member("a", b"x") + END_OF_ARCHIVE),
+        "PAX extended header has an invalid size 'abc' for member 'a'"),
+    "PAX size=-600 in a good archive": lambda: (
+        gzip_members(itop_tar(extra=(pax_header({"size": "-600"}), member("production-modules/x", b"y")))),
+        "PAX extended header has an invalid size '-600' for member 'production-modules/x'"),
+    "negative size field": lambda: (
+        gzip_members(itop_tar(extra=(_with_size_field(header("production-modules/x"), b"-0000003000\0"),))),
+        "numeric field b'-0000003000\\x00' is not octal"),
+    "symlink chain": lambda: (_link_chain(), "member 'a/b/c' goes through the link member 'a/b'"),
+    "symlink through a symlink": lambda: (
+        gzip_members(itop_tar(extra=(member("a/b", kind=tarfile.SYMTYPE, linkname=".."),
+                                     member("c", kind=tarfile.SYMTYPE, linkname="a/b/..")))),
+        "link member 'c' points through the link member 'a/b' (-> a/b/..)"),
+    "name longer than PATH_MAX": lambda: (
+        gzip_members(itop_tar(extra=(member("production-modules/" + "d/" * 3000 + "x", b"y"),))),
+        "member 'production-modules/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d'... "
+        "has a name or link target longer than 4096 bytes"),
+}
