@@ -123,6 +123,16 @@ def pax_size(value: str) -> int:
     return int(value)
 
 
+def printable(name: str) -> str:
+    """Return *name* fit for a one-line message: as it is, or quoted with escapes when it holds
+    a newline or another unprintable character.
+
+    >>> printable("itop-dump.sql"), printable("x\\nOK: all fine")
+    ('itop-dump.sql', "'x\\\\nOK: all fine'")
+    """
+    return name if name.isprintable() else repr(name)
+
+
 def root_name(name: str) -> str:
     """Return *name* as it lands under the restore directory (``./`` and trailing ``/`` dropped).
 

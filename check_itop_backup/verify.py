@@ -55,6 +55,7 @@ from check_itop_backup.tarheader import (
     parse_header,
     pax_records,
     pax_size,
+    printable,
     root_name,
 )
 from check_itop_backup.tarstream import MEMBER_HEADER_SIZE, member_length
@@ -213,7 +214,7 @@ class _Inspection:
         assert self.manifest is not None and self.dump is not None
         try:
             manifest = json.loads(bytes(self.manifest.data)) if self.manifest.whole else None
-        except ValueError:
+        except (ValueError, RecursionError):
             manifest = None
         dump = manifest.get("dump") if isinstance(manifest, dict) else None
         if not isinstance(dump, dict):
@@ -228,7 +229,7 @@ class _Inspection:
         missing = [name for name in listed if name not in self.dump.tables]
         if missing and not self.dump.more_tables:  # beyond MAX_TABLES, names are only counted
             raise ArchiveError(f"{DUMP_MEMBER} lacks {len(missing)} of the tables listed in "
-                               f"{MANIFEST_MEMBER}: {', '.join(map(str, missing))}")
+                               f"{MANIFEST_MEMBER}: {', '.join(printable(str(name)) for name in missing)}")
 
     def abandon(self) -> None:
         """Stop background work (the dump hash) when the walk ends early."""
@@ -384,7 +385,7 @@ class _TarWalker:
             return
         if self._data_left:
             done = self._size - self._data_left
-            raise ArchiveError(f"tar stream ends inside member {self._member}: "
+            raise ArchiveError(f"tar stream ends inside member {printable(self._member)}: "
                                f"{done} of {self._size} bytes")
         raise ArchiveError("tar stream ends without the end-of-archive marker")
 
@@ -415,7 +416,7 @@ class _TarWalker:
             except TarFormatError as error:
                 raise ArchiveError(f"{error} for member {name!r}") from None
         if header.base256_size:
-            self._warn(f"member {name} stores its size in GNU base-256 form, "
+            self._warn(f"member {printable(name)} stores its size in GNU base-256 form, "
                        "which iTop's restore cannot read")
         sink = self.inspection.open_member(name, size, header.type, linkname)
         self._start_data(name, size if header.has_data else 0, sink)

@@ -208,6 +208,12 @@ HOSTILE: dict[str, Callable[[], tuple[bytes, str]]] = {
         gzip_members(itop_tar(extra=(member("a/b", kind=tarfile.SYMTYPE, linkname=".."),
                                      member("c", kind=tarfile.SYMTYPE, linkname="a/b/..")))),
         "link member 'c' points through the link member 'a/b' (-> a/b/..)"),
+    "newline in a member name": lambda: (
+        gzip_members(itop_tar(end=header("production-modules/x\nOK: all fine", 1000))),
+        "tar stream ends inside member 'production-modules/x\\nOK: all fine': 0 of 1000 bytes"),
+    "deeply nested manifest.json": lambda: (
+        gzip_members(itop_tar(extra=(member("manifest.json", b"[" * 100_000),))),
+        'manifest.json is not a manifest (no "dump" object)'),
     "name longer than PATH_MAX": lambda: (
         gzip_members(itop_tar(extra=(member("production-modules/" + "d/" * 3000 + "x", b"y"),))),
         "member 'production-modules/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d'... "

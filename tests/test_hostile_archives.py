@@ -18,6 +18,7 @@ import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,8 @@ from tests.archive_corpus import (
     itop_tar,
     member,
 )
-from tests.test_check_verify import NAME, NOW, WRITTEN, place
+from tests.checkrun import place_archive
+from tests.test_check_verify import NAME, NOW, WRITTEN, check, place
 from tests.test_restore import BACKUP, server_options
 
 PROBE = [sys.executable, "-m", "check_itop_backup"]
@@ -104,6 +106,21 @@ def test_a_hostile_archive_fails_verify_and_the_probe_with_one_line(tmp_path, tr
     assert probed.status == 2
     assert probed.stdout.splitlines()[0].split(" | ")[0] == (
         f"ITOP_BACKUP CRITICAL - {NAME} fails dump verification: {reason}")
+
+
+def test_a_vanished_table_with_a_newline_in_its_name_stays_on_the_status_line(tmp_path):
+    renamed = itop_member("itop-dump.sql").replace(b"\nCREATE TABLE `brand` (",
+                                                   b"\nCREATE TABLE `brand\nITOP_BACKUP OK` (")
+    place(tmp_path / "itop-2026-11-25_23_30.tar.gz", gzip_members(itop_tar(dump=renamed)),
+          WRITTEN - timedelta(days=1))
+    assert check(tmp_path, "--verify", "dump", now=NOW - timedelta(days=1)).exit_code == 0
+    place_archive(tmp_path / NAME, WRITTEN)
+
+    run = check(tmp_path, "--verify", "dump")
+
+    assert run.exit_code == 1
+    assert run.status_line == (f"ITOP_BACKUP WARNING - {NAME}: 1 table vanished since "
+                               "itop-2026-11-25_23_30.tar.gz: 'brand\\nITOP_BACKUP OK'")
 
 
 def test_restore_refuses_the_looping_archive_before_touching_anything(tmp_path, mariadb_server):
