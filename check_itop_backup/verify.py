@@ -72,8 +72,11 @@ SMALL_MEMBER_LIMIT = 4 << 20  # config-itop.php, manifest.json, long names
 PARALLEL_MEMBER_LIMIT = 16 << 20  # longest gzip member read whole to be inflated on the pool
 MAX_LISTED_MEMBERS = 5000  # members kept for the report (all are counted)
 MAX_WARNINGS = 100
+ZIP_DIRECTORY_LIMIT = 4 << 20  # zipfile parses the central directory whole, ~5x its size in memory
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+_ZIP_END = b"PK\x05\x06"  # end of central directory record: 22 bytes and a comment of up to 64 KiB
+_ZIP64_END, _ZIP64_LOCATOR = b"PK\x06\x06", b"PK\x06\x07"  # right before it in a zip64 archive
 
 
 @dataclass(frozen=True)
@@ -505,7 +508,28 @@ def _zip_link(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
                        f"longer than a path can be ({PATH_MAX})")
 
 
+def _zip_directory_size(handle: BinaryIO) -> int:
+    """Return the size of the zip's central directory as zipfile will read it: from the last end
+    record, or the zip64 record right before it (0 without an end record: zipfile says why)."""
+    end = handle.seek(0, os.SEEK_END)
+    start = handle.seek(max(0, end - 22 - 0xFFFF))
+    tail = handle.read()
+    at = tail.rfind(_ZIP_END)
+    if at < 0:
+        return 0
+    handle.seek(max(0, start + at - 76))
+    zip64 = handle.read(76)  # the zip64 end record (56 bytes), then its locator (20)
+    if zip64[:4] == _ZIP64_END and zip64[56:60] == _ZIP64_LOCATOR:
+        return int.from_bytes(zip64[40:48], "little")
+    return int.from_bytes(tail[at + 12:at + 16], "little")
+
+
 def _walk_zip(path: str, inspection: _Inspection) -> None:
+    with open(path, "rb") as handle:
+        directory = _zip_directory_size(handle)
+    if directory > ZIP_DIRECTORY_LIMIT:
+        raise ArchiveError(f"zip central directory of {format_size(directory)} is larger than "
+                           f"{format_size(ZIP_DIRECTORY_LIMIT)}: too many members")
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:

@@ -32,6 +32,7 @@ from tests.archive_corpus import (
     itop_member,
     itop_tar,
     member,
+    zip_of_empty_members,
 )
 from tests.checkrun import place_archive
 from tests.test_check_verify import NAME, NOW, WRITTEN, check, place
@@ -232,4 +233,19 @@ def test_a_zip_symlink_with_a_huge_target_is_critical_without_reading_it(tmp_pat
     assert (verified.status, verified.stderr) == (
         1, "itop-backup verify: CRITICAL: symlink member 'production-modules/link' has a target of "
            "268435456 bytes, longer than a path can be (4096)")
+    assert_within_memory_bound(verified, baseline["verify"])
+
+
+@pytest.mark.parametrize(("count", "zip64", "size"), [(500_000, False, "45.3 MiB"),
+                                                    (70_000, True, "6.3 MiB")])
+def test_a_zip_with_too_many_members_is_critical_before_its_directory_is_parsed(
+        tmp_path, baseline, count, zip64, size):
+    path = tmp_path / "itop-2016-01-01.zip"
+    path.write_bytes(zip_of_empty_members(count, zip64))
+
+    verified = verify(path)
+
+    assert (verified.status, verified.stderr) == (
+        1, f"itop-backup verify: CRITICAL: zip central directory of {size} is larger than 4.0 MiB: "
+           "too many members")
     assert_within_memory_bound(verified, baseline["verify"])
