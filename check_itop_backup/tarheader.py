@@ -133,6 +133,16 @@ def printable(name: str) -> str:
     return name if name.isprintable() else repr(name)
 
 
+def name_list(names: list[str], most: int = 20) -> str:
+    """Return *names* as one line for a message: printable, the first *most* of them and a count.
+
+    >>> name_list(["a", "b", "c"], most=2)
+    'a, b and 1 more'
+    """
+    shown = ", ".join(map(printable, names[:most]))
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def root_name(name: str) -> str:
     """Return *name* as it lands under the restore directory (``./`` and trailing ``/`` dropped).
 

@@ -52,6 +52,7 @@ from check_itop_backup.tarheader import (
     REGULAR_TYPES,
     MemberGuard,
     TarFormatError,
+    name_list,
     parse_header,
     pax_records,
     pax_size,
@@ -68,7 +69,8 @@ MANIFEST_MEMBER = "manifest.json"
 REQUIRED_MEMBERS = (DUMP_MEMBER, CONFIG_MEMBER)
 READ_SIZE = 1 << 20  # compressed bytes per read
 INFLATE_SIZE = 4 << 20  # most decompressed bytes held at once
-SMALL_MEMBER_LIMIT = 4 << 20  # config-itop.php, manifest.json, long names
+SMALL_MEMBER_LIMIT = 4 << 20  # config-itop.php, extended headers
+MANIFEST_LIMIT = 1 << 20  # JSON takes ~20x its size in memory; ours lists a few hundred tables in ~50 kB
 PARALLEL_MEMBER_LIMIT = 16 << 20  # longest gzip member read whole to be inflated on the pool
 MAX_LISTED_MEMBERS = 5000  # members kept for the report (all are counted)
 MAX_WARNINGS = 100
@@ -189,7 +191,7 @@ class _Inspection:
             self.config = _Collector(SMALL_MEMBER_LIMIT)
             return self.config
         if root == MANIFEST_MEMBER:
-            self.manifest = _Collector(SMALL_MEMBER_LIMIT)
+            self.manifest = _Collector(MANIFEST_LIMIT)
             return self.manifest
         return _Collector()
 
@@ -215,8 +217,10 @@ class _Inspection:
 
     def _check_manifest(self) -> None:
         assert self.manifest is not None and self.dump is not None
+        if not self.manifest.whole:
+            raise ArchiveError(f"{MANIFEST_MEMBER} is larger than {format_size(MANIFEST_LIMIT)}")
         try:
-            manifest = json.loads(bytes(self.manifest.data)) if self.manifest.whole else None
+            manifest = json.loads(bytes(self.manifest.data))
         except (ValueError, RecursionError):
             manifest = None
         dump = manifest.get("dump") if isinstance(manifest, dict) else None
@@ -224,15 +228,18 @@ class _Inspection:
             raise ArchiveError(f"{MANIFEST_MEMBER} is not a manifest (no \"dump\" object)")
         if "size" in dump and dump["size"] != self.dump.size:
             raise ArchiveError(f"{DUMP_MEMBER} is {self.dump.size} bytes but {MANIFEST_MEMBER} "
-                               f"says {dump['size']}")
+                               f"says {dump['size']!r:.40}")
         if "sha256" in dump and self.dump.sha256 and dump["sha256"] != self.dump.sha256:
             raise ArchiveError(f"{DUMP_MEMBER} does not match the SHA-256 in {MANIFEST_MEMBER}")
-        listed = [table.get("name") for table in manifest.get("tables") or ()
-                  if isinstance(table, dict) and str(table.get("type", "table")).upper() != "VIEW"]
-        missing = [name for name in listed if name not in self.dump.tables]
+        tables = manifest.get("tables", [])
+        if not isinstance(tables, list):
+            raise ArchiveError(f"{MANIFEST_MEMBER} is not a manifest (\"tables\" is not a list)")
+        listed = [table.get("name") for table in tables if isinstance(table, dict)
+                  and str(table.get("type", "table")).upper() != "VIEW"]
+        missing = [name for name in listed if isinstance(name, str) and name not in self.dump.tables]
         if missing and not self.dump.more_tables:  # beyond MAX_TABLES, names are only counted
             raise ArchiveError(f"{DUMP_MEMBER} lacks {len(missing)} of the tables listed in "
-                               f"{MANIFEST_MEMBER}: {', '.join(printable(str(name)) for name in missing)}")
+                               f"{MANIFEST_MEMBER}: {name_list(missing)}")
 
     def abandon(self) -> None:
         """Stop background work (the dump hash) when the walk ends early."""

@@ -213,6 +213,10 @@ def _link_chain() -> bytes:
                                         member("a/b/c/x", b"escaped"))))
 
 
+def _with_manifest(manifest: object) -> bytes:
+    return gzip_members(itop_tar(extra=(member("manifest.json", json.dumps(manifest).encode()),)))
+
+
 # Hostile archives (issue 11): trap -> (archive bytes, the one-line reason the verifier must give).
 HOSTILE: dict[str, Callable[[], tuple[bytes, str]]] = {
     "PAX size=-1536": lambda: (
@@ -238,6 +242,15 @@ HOSTILE: dict[str, Callable[[], tuple[bytes, str]]] = {
     "deeply nested manifest.json": lambda: (
         gzip_members(itop_tar(extra=(member("manifest.json", b"[" * 100_000),))),
         'manifest.json is not a manifest (no "dump" object)'),
+    "manifest.json listing 50000 tables the dump lacks": lambda: (
+        _with_manifest({"dump": {}, "tables": [{"name": f"t{number}"} for number in range(50_000)]}),
+        "itop-dump.sql lacks 50000 of the tables listed in manifest.json: "
+        + ", ".join(f"t{number}" for number in range(20)) + " and 49980 more"),
+    "manifest.json whose tables are not a list": lambda: (
+        _with_manifest({"dump": {}, "tables": 5}),
+        'manifest.json is not a manifest ("tables" is not a list)'),
+    "manifest.json over 1 MiB": lambda: (
+        _with_manifest({"dump": {}, "padding": "x" * (1 << 20)}), "manifest.json is larger than 1.0 MiB"),
     "name longer than PATH_MAX": lambda: (
         gzip_members(itop_tar(extra=(member("production-modules/" + "d/" * 3000 + "x", b"y"),))),
         "member 'production-modules/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d'... "

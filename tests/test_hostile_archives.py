@@ -96,7 +96,7 @@ def baseline(tmp_path_factory) -> dict[str, Finished]:
 
 
 @pytest.mark.parametrize("trap", HOSTILE)
-def test_a_hostile_archive_fails_verify_and_the_probe_with_one_line(tmp_path, trap):
+def test_a_hostile_archive_fails_verify_and_the_probe_with_one_line(tmp_path, baseline, trap):
     data, reason = HOSTILE[trap]()
     archive = place(tmp_path / NAME, data)
 
@@ -107,6 +107,8 @@ def test_a_hostile_archive_fails_verify_and_the_probe_with_one_line(tmp_path, tr
     assert probed.status == 2
     assert probed.stdout.splitlines()[0].split(" | ")[0] == (
         f"ITOP_BACKUP CRITICAL - {NAME} fails dump verification: {reason}")
+    assert_within_memory_bound(verified, baseline["verify"])
+    assert_within_memory_bound(probed, baseline["probe"])
 
 
 def test_a_vanished_table_with_a_newline_in_its_name_stays_on_the_status_line(tmp_path):
