@@ -176,9 +176,9 @@ def unsafe_reason(name: str, kind: bytes, linkname: str) -> str | None:
     if kind == b"2":
         target = posixpath.normpath(posixpath.join(posixpath.dirname(name), linkname))
         if linkname.startswith("/") or target == ".." or target.startswith("../"):
-            return f"symlink member {name!r} points outside the archive (-> {linkname})"
+            return f"symlink member {name!r} points outside the archive (-> {printable(linkname)})"
     if kind == b"1" and (linkname.startswith("/") or ".." in linkname.split("/")):
-        return f"hard link member {name!r} points outside the archive (-> {linkname})"
+        return f"hard link member {name!r} points outside the archive (-> {printable(linkname)})"
     return None
 
 
@@ -212,7 +212,8 @@ class MemberGuard:
             return None
         target, _ = self._walk((parts[:-1] if kind == b"2" else []) + _parts(linkname))
         if target is not None:
-            return f"link member {name!r} points through the link member {target!r} (-> {linkname})"
+            return (f"link member {name!r} points through the link member {target!r} "
+                    f"(-> {printable(linkname)})")
         if len(self._links) >= MAX_LINKS:
             return f"archive holds more than {MAX_LINKS} link members"
         self._links.add(key)

@@ -239,6 +239,14 @@ HOSTILE: dict[str, Callable[[], tuple[bytes, str]]] = {
     "newline in a member name": lambda: (
         gzip_members(itop_tar(end=header("production-modules/x\nOK: all fine", 1000))),
         "tar stream ends inside member 'production-modules/x\\nOK: all fine': 0 of 1000 bytes"),
+    "newline in a link target": lambda: (
+        gzip_members(itop_tar(extra=(member("production-modules/l", kind=tarfile.SYMTYPE,
+                                            linkname="/etc/passwd\nOK: all fine"),))),
+        "symlink member 'production-modules/l' points outside the archive (-> '/etc/passwd\\nOK: all fine')"),
+    "65537 link members": lambda: (
+        gzip_members(itop_tar(extra=tuple(header(f"production-modules/l{number}", kind=tarfile.SYMTYPE,
+                                                 linkname="x") for number in range(65_537)))),
+        "archive holds more than 65536 link members"),
     "deeply nested manifest.json": lambda: (
         gzip_members(itop_tar(extra=(member("manifest.json", b"[" * 100_000),))),
         'manifest.json is not a manifest (no "dump" object)'),
