@@ -3,7 +3,8 @@
 ``DumpScanner`` receives the dump in pieces (``write(data, start, end)``, a slice of a
 larger buffer, so the caller never copies) and keeps only what the verdict needs: the size,
 the last few KiB (for mysqldump's ``-- Dump completed`` trailer), the names of the
-``CREATE TABLE`` statements at line starts, a SHA-256 computed on a helper thread
+``CREATE TABLE`` statements at line starts (the first ``MAX_TABLES``; the others are only
+counted, as iTop has a few hundred tables), a SHA-256 computed on a helper thread
 (hashlib releases the GIL, so it runs beside the decompression on another core), and the
 first statement a restore must not run (sqlguard.py, INSERT lines passed over).
 ``findings()`` then says what is wrong, if anything.
@@ -24,6 +25,7 @@ from check_itop_backup.units import format_size
 TRAILER = b"-- Dump completed"
 _CREATE = b"\nCREATE TABLE `"
 _MAX_NAME = 192
+MAX_TABLES = 5000
 _WINDOW = len(_CREATE) + _MAX_NAME + 1  # longest CREATE TABLE prefix that can straddle two pieces
 _TAIL = 4096
 _QUEUE_DEPTH = 4
@@ -66,7 +68,8 @@ class DumpScanner:
 
     def __init__(self, with_sha256: bool = True) -> None:
         self.size = 0
-        self.tables: dict[str, None] = {}  # ordered set
+        self.tables: dict[str, None] = {}  # ordered set, at most MAX_TABLES
+        self.more_tables = 0  # CREATE TABLE statements beyond those
         self._tail = b""
         self._hash = _BackgroundHash() if with_sha256 else None
         self.sha256: str | None = None
@@ -136,7 +139,16 @@ class DumpScanner:
         name_start = position + len(_CREATE)
         name_end = data.find(b"`", name_start, min(end, name_start + _MAX_NAME + 1))
         if name_end > 0 and (straddling < 0 or position < straddling <= name_end):
-            self.tables[data[name_start:name_end].decode("utf-8", "replace")] = None
+            name = data[name_start:name_end].decode("utf-8", "replace")
+            if len(self.tables) < MAX_TABLES or name in self.tables:
+                self.tables[name] = None
+            else:
+                self.more_tables += 1
+
+    @property
+    def table_count(self) -> int:
+        """The tables found: those named in ``tables`` and the statements beyond them."""
+        return len(self.tables) + self.more_tables
 
     def _scan_boundary(self, data: bytes, start: int, end: int) -> None:
         carried = self._tail[-_WINDOW:]

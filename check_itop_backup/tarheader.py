@@ -20,11 +20,14 @@ import posixpath
 from dataclasses import dataclass
 
 BLOCK = 512
+PATH_MAX = 4096  # longest path the kernel takes (Linux): a longer member name cannot be extracted
+MAX_LINKS = 65536  # link members one archive may hold (each costs the walk a set entry)
 REGULAR_TYPES = (b"0", b"\0", b"7")
 # Types that carry no data blocks whatever their size field says (as GNU tar and tarfile read them).
 DATALESS_TYPES = (b"1", b"2", b"3", b"4", b"5", b"6")
 _SPECIAL_FILES = {b"3": "a character device", b"4": "a block device", b"6": "a FIFO"}
 _POSIX_MAGIC = b"ustar\x0000"
+_LINK_TYPES = (b"1", b"2")
 
 
 class TarFormatError(Exception):
@@ -56,12 +59,9 @@ def parse_number(field: bytes) -> tuple[int, bool]:
     if field[:1] and field[0] & 0x80:
         return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big"), True
     text = field.split(b"\0", 1)[0].strip(b" ")
-    if not text:
-        return 0, False
-    try:
-        return int(text, 8), False
-    except ValueError:
-        raise TarFormatError(f"numeric field {field!r} is not octal") from None
+    if text.translate(None, b"01234567"):  # int() would take a sign, "0o" or "_"
+        raise TarFormatError(f"numeric field {field!r} is not octal")
+    return int(text or b"0", 8), False
 
 
 def _text(field: bytes) -> str:
@@ -112,6 +112,37 @@ def pax_records(data: bytes) -> dict[str, str]:
     return records
 
 
+def pax_size(value: str) -> int:
+    """Return the ``size`` record of a PAX header as a number; TarFormatError unless it is one.
+
+    >>> pax_size("1536")
+    1536
+    """
+    if not (value.isascii() and value.isdigit() and len(value) <= 20):
+        raise TarFormatError(f"PAX extended header has an invalid size {value[:40]!r}")
+    return int(value)
+
+
+def printable(name: str) -> str:
+    """Return *name* fit for a one-line message: as it is, or quoted with escapes when it holds
+    a newline or another unprintable character.
+
+    >>> printable("itop-dump.sql"), printable("x\\nOK: all fine")
+    ('itop-dump.sql', "'x\\\\nOK: all fine'")
+    """
+    return name if name.isprintable() else repr(name)
+
+
+def name_list(names: list[str], most: int = 20) -> str:
+    """Return *names* as one line for a message: printable, the first *most* of them and a count.
+
+    >>> name_list(["a", "b", "c"], most=2)
+    'a, b and 1 more'
+    """
+    shown = ", ".join(map(printable, names[:most]))
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def root_name(name: str) -> str:
     """Return *name* as it lands under the restore directory (``./`` and trailing ``/`` dropped).
 
@@ -133,6 +164,9 @@ def unsafe_reason(name: str, kind: bytes, linkname: str) -> str | None:
     >>> unsafe_reason("mods/link", b"2", "../other") is None
     True
     """
+    for text in (name, linkname):  # (a str of up to PATH_MAX / 4 characters cannot be longer)
+        if len(text) > PATH_MAX // 4 and len(text.encode("utf-8", "surrogateescape")) > PATH_MAX:
+            return f"member {name[:64]!r}... has a name or link target longer than {PATH_MAX} bytes"
     if name.startswith("/"):
         return f"member {name!r} has an absolute path"
     if ".." in name.split("/"):
@@ -142,7 +176,65 @@ def unsafe_reason(name: str, kind: bytes, linkname: str) -> str | None:
     if kind == b"2":
         target = posixpath.normpath(posixpath.join(posixpath.dirname(name), linkname))
         if linkname.startswith("/") or target == ".." or target.startswith("../"):
-            return f"symlink member {name!r} points outside the archive (-> {linkname})"
+            return f"symlink member {name!r} points outside the archive (-> {printable(linkname)})"
     if kind == b"1" and (linkname.startswith("/") or ".." in linkname.split("/")):
-        return f"hard link member {name!r} points outside the archive (-> {linkname})"
+        return f"hard link member {name!r} points outside the archive (-> {printable(linkname)})"
     return None
+
+
+class MemberGuard:
+    """Says whether a member of one archive is unsafe, given the link members before it.
+
+    ``unsafe_reason`` judges each member alone; a chain passes it: after ``a/b -> ..`` and
+    ``a/b/c -> ..`` (each pointing inside), ``a/b/c/x`` lands outside the target. A path is
+    kept as a chain of hashes over its components (``hash((parent, part))``): a lookup costs
+    one step per component, and memory does not grow with the names.
+
+    >>> guard = MemberGuard()
+    >>> [guard.reason(*member) for member in (("a/b", b"2", ".."), ("a/b/c", b"2", ".."))]
+    [None, "member 'a/b/c' goes through the link member 'a/b'"]
+    """
+
+    def __init__(self) -> None:
+        self._links: set[int] = set()
+
+    def reason(self, name: str, kind: bytes, linkname: str) -> str | None:
+        """Return why extracting this member after the previous ones could write outside the
+        target (None when it could not); remember it when it is a link."""
+        reason = unsafe_reason(name, kind, linkname)
+        if reason or not (self._links or kind in _LINK_TYPES):
+            return reason
+        parts = _parts(name)
+        through, key = self._walk(parts)
+        if through is not None:
+            return f"member {name!r} goes through the link member {through!r}"
+        if kind not in _LINK_TYPES:
+            return None
+        target, _ = self._walk((parts[:-1] if kind == b"2" else []) + _parts(linkname))
+        if target is not None:
+            return (f"link member {name!r} points through the link member {target!r} "
+                    f"(-> {printable(linkname)})")
+        if len(self._links) >= MAX_LINKS:
+            return f"archive holds more than {MAX_LINKS} link members"
+        self._links.add(key)
+        return None
+
+    def _walk(self, parts: list[str]) -> tuple[str | None, int]:
+        """Return the link member that the path *parts* passes through before its last component
+        (None when none; ``..`` climbs back), and the path's key."""
+        keys, names = [0], []
+        for index, part in enumerate(parts):
+            if part == "..":
+                if names:
+                    keys.pop()
+                    names.pop()
+                continue
+            keys.append(hash((keys[-1], part)))
+            names.append(part)
+            if index < len(parts) - 1 and keys[-1] in self._links:
+                return "/".join(names), keys[-1]
+        return None, keys[-1]
+
+
+def _parts(path: str) -> list[str]:
+    return [part for part in path.split("/") if part not in ("", ".")]

@@ -168,8 +168,10 @@ def _vanished(tables: tuple[str, ...], previous: VerificationRecord | None) -> l
     gone = [table for table in _from_record(previous, cached=True).tables if table not in present]
     if not gone:
         return []
+    from check_itop_backup.tarheader import name_list
+
     return [f"{_plural(gone, 'table')} vanished since {os.path.basename(previous.path)}: "
-            f"{', '.join(gone)}"]
+            f"{name_list(gone)}"]
 
 
 def _plural(items: list[str], word: str) -> str:

@@ -48,13 +48,16 @@ from check_itop_backup.dumpscan import DumpScanner
 from check_itop_backup.phpconfig import PhpConfigError, parse_php_config
 from check_itop_backup.tarheader import (
     BLOCK,
+    PATH_MAX,
     REGULAR_TYPES,
+    MemberGuard,
     TarFormatError,
-    TarHeader,
+    name_list,
     parse_header,
     pax_records,
+    pax_size,
+    printable,
     root_name,
-    unsafe_reason,
 )
 from check_itop_backup.tarstream import MEMBER_HEADER_SIZE, member_length
 from check_itop_backup.units import format_size
@@ -66,10 +69,16 @@ MANIFEST_MEMBER = "manifest.json"
 REQUIRED_MEMBERS = (DUMP_MEMBER, CONFIG_MEMBER)
 READ_SIZE = 1 << 20  # compressed bytes per read
 INFLATE_SIZE = 4 << 20  # most decompressed bytes held at once
-SMALL_MEMBER_LIMIT = 4 << 20  # config-itop.php, manifest.json, long names
+SMALL_MEMBER_LIMIT = 4 << 20  # config-itop.php, extended headers
+MANIFEST_LIMIT = 1 << 20  # JSON takes ~20x its size in memory; ours lists a few hundred tables in ~50 kB
 PARALLEL_MEMBER_LIMIT = 16 << 20  # longest gzip member read whole to be inflated on the pool
+MAX_LISTED_MEMBERS = 5000  # members kept for the report (all are counted)
+MAX_WARNINGS = 100
+ZIP_DIRECTORY_LIMIT = 4 << 20  # zipfile parses the central directory whole, ~5x its size in memory
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+_ZIP_END = b"PK\x05\x06"  # end of central directory record: 22 bytes and a comment of up to 64 KiB
+_ZIP64_END, _ZIP64_LOCATOR = b"PK\x06\x06", b"PK\x06\x07"  # right before it in a zip64 archive
 
 
 @dataclass(frozen=True)
@@ -96,8 +105,10 @@ class VerificationReport:
     state: str
     reason: str
     warnings: tuple[str, ...] = ()
-    members: tuple[Member, ...] = ()
-    tables: tuple[str, ...] = ()
+    members: tuple[Member, ...] = ()  # the first MAX_LISTED_MEMBERS of member_count
+    tables: tuple[str, ...] = ()  # the first dumpscan.MAX_TABLES of table_count
+    member_count: int = 0
+    table_count: int = 0
     dump_size: int | None = None
     dump_sha256: str | None = None
     container: str = "tar.gz"
@@ -112,8 +123,8 @@ class VerificationReport:
         """The report's facts as JSON-ready data (what the history stores)."""
         return {
             "reached": self.reached, "warnings": list(self.warnings), "tables": list(self.tables),
-            "dump_size": self.dump_size, "dump_sha256": self.dump_sha256,
-            "members": len(self.members), "container": self.container,
+            "table_count": self.table_count, "dump_size": self.dump_size, "dump_sha256": self.dump_sha256,
+            "members": self.member_count, "container": self.container,
             "gzip_members": self.gzip_members, "seconds": round(self.seconds, 3),
         }
 
@@ -150,7 +161,10 @@ class _Inspection:
 
     def __init__(self, level: str) -> None:
         self.level = level
-        self.members: list[Member] = []
+        self.members: list[Member] = []  # the first MAX_LISTED_MEMBERS
+        self.member_count = 0
+        self.present: set[str] = set()  # the required members found as regular files
+        self.dump_size: int | None = None
         self.warnings: list[str] = []
         self.dump: DumpScanner | None = None
         self.config: _Collector | None = None
@@ -158,14 +172,17 @@ class _Inspection:
         self.multi_member_gzip = False
 
     def open_member(self, name: str, size: int, kind: bytes = b"0", linkname: str = "") -> _Sink:
-        """Record a member and return where its data goes. Raise ArchiveError when it is unsafe."""
-        reason = unsafe_reason(name, kind, linkname)
-        if reason:
-            raise ArchiveError(reason)
+        """Record a member (judged safe by the walk's ``MemberGuard``) and return where its data goes."""
         root = root_name(name)
-        self.members.append(Member(root, size, kind.decode("ascii", "replace")))
+        self.member_count += 1
+        if len(self.members) < MAX_LISTED_MEMBERS:
+            self.members.append(Member(root, size, kind.decode("ascii", "replace")))
+        if root == DUMP_MEMBER:
+            self.dump_size = size
         if kind not in REGULAR_TYPES:
             return _Collector()
+        if root in REQUIRED_MEMBERS:
+            self.present.add(root)
         if root == DUMP_MEMBER and self.level == "dump":
             self.abandon()
             self.dump = DumpScanner(with_sha256=self.multi_member_gzip or self.manifest is not None)
@@ -174,14 +191,13 @@ class _Inspection:
             self.config = _Collector(SMALL_MEMBER_LIMIT)
             return self.config
         if root == MANIFEST_MEMBER:
-            self.manifest = _Collector(SMALL_MEMBER_LIMIT)
+            self.manifest = _Collector(MANIFEST_LIMIT)
             return self.manifest
         return _Collector()
 
     def check_archive(self) -> None:
-        present = {member.name for member in self.members if member.type in ("0", "7")}
         for required in REQUIRED_MEMBERS:
-            if required not in present:
+            if required not in self.present:
                 raise ArchiveError(f"required member {required} is missing")
 
     def check_dump(self) -> None:
@@ -201,24 +217,29 @@ class _Inspection:
 
     def _check_manifest(self) -> None:
         assert self.manifest is not None and self.dump is not None
+        if not self.manifest.whole:
+            raise ArchiveError(f"{MANIFEST_MEMBER} is larger than {format_size(MANIFEST_LIMIT)}")
         try:
-            manifest = json.loads(bytes(self.manifest.data)) if self.manifest.whole else None
-        except ValueError:
+            manifest = json.loads(bytes(self.manifest.data))
+        except (ValueError, RecursionError):
             manifest = None
         dump = manifest.get("dump") if isinstance(manifest, dict) else None
         if not isinstance(dump, dict):
             raise ArchiveError(f"{MANIFEST_MEMBER} is not a manifest (no \"dump\" object)")
         if "size" in dump and dump["size"] != self.dump.size:
             raise ArchiveError(f"{DUMP_MEMBER} is {self.dump.size} bytes but {MANIFEST_MEMBER} "
-                               f"says {dump['size']}")
+                               f"says {dump['size']!r:.40}")
         if "sha256" in dump and self.dump.sha256 and dump["sha256"] != self.dump.sha256:
             raise ArchiveError(f"{DUMP_MEMBER} does not match the SHA-256 in {MANIFEST_MEMBER}")
-        listed = [table.get("name") for table in manifest.get("tables") or ()
-                  if isinstance(table, dict) and str(table.get("type", "table")).upper() != "VIEW"]
-        missing = [name for name in listed if name not in self.dump.tables]
-        if missing:
+        tables = manifest.get("tables", [])
+        if not isinstance(tables, list):
+            raise ArchiveError(f"{MANIFEST_MEMBER} is not a manifest (\"tables\" is not a list)")
+        listed = [table.get("name") for table in tables if isinstance(table, dict)
+                  and str(table.get("type", "table")).upper() != "VIEW"]
+        missing = [name for name in listed if isinstance(name, str) and name not in self.dump.tables]
+        if missing and not self.dump.more_tables:  # beyond MAX_TABLES, names are only counted
             raise ArchiveError(f"{DUMP_MEMBER} lacks {len(missing)} of the tables listed in "
-                               f"{MANIFEST_MEMBER}: {', '.join(map(str, missing))}")
+                               f"{MANIFEST_MEMBER}: {name_list(missing)}")
 
     def abandon(self) -> None:
         """Stop background work (the dump hash) when the walk ends early."""
@@ -345,6 +366,7 @@ class _TarWalker:
         self._extension: tuple[bytes, _Collector] | None = None
         self._pending: dict[str, str] = {}
         self._headers = 0
+        self._guard = MemberGuard()
 
     def feed(self, piece: bytes) -> None:
         position, end = 0, len(piece)
@@ -373,7 +395,7 @@ class _TarWalker:
             return
         if self._data_left:
             done = self._size - self._data_left
-            raise ArchiveError(f"tar stream ends inside member {self._member}: "
+            raise ArchiveError(f"tar stream ends inside member {printable(self._member)}: "
                                f"{done} of {self._size} bytes")
         raise ArchiveError("tar stream ends without the end-of-archive marker")
 
@@ -394,15 +416,27 @@ class _TarWalker:
             return
         name = self._pending.pop("path", header.name)
         linkname = self._pending.pop("linkpath", header.linkname)
-        size = int(self._pending.pop("size", header.size))
-        self._warn_about(header, name)
+        reason = self._guard.reason(name, header.type, linkname)
+        if reason:
+            raise ArchiveError(reason)
+        size = header.size
+        if "size" in self._pending:
+            try:
+                size = pax_size(self._pending.pop("size"))
+            except TarFormatError as error:
+                raise ArchiveError(f"{error} for member {name!r}") from None
+        if header.base256_size:
+            self._warn(f"member {printable(name)} stores its size in GNU base-256 form, "
+                       "which iTop's restore cannot read")
         sink = self.inspection.open_member(name, size, header.type, linkname)
         self._start_data(name, size if header.has_data else 0, sink)
 
-    def _warn_about(self, header: TarHeader, name: str) -> None:
-        if header.base256_size:
-            self.inspection.warnings.append(
-                f"member {name} stores its size in GNU base-256 form, which iTop's restore cannot read")
+    def _warn(self, warning: str) -> None:
+        warnings = self.inspection.warnings
+        if len(warnings) < MAX_WARNINGS:
+            warnings.append(warning)
+        elif len(warnings) == MAX_WARNINGS:
+            warnings.append(f"more than {MAX_WARNINGS} warnings: the others are left out")
 
     def _start_data(self, name: str, size: int, sink: _Sink) -> None:
         self._member, self._size, self._sink = name, size, sink
@@ -430,8 +464,7 @@ class _TarWalker:
             if kind == b"x":
                 self._pending.update({key: records[key] for key in ("path", "linkpath", "size")
                                       if key in records})
-            self.inspection.warnings.append(
-                "archive uses PAX extended headers, which iTop's restore skips")
+            self._warn("archive uses PAX extended headers, which iTop's restore skips")
 
 
 def _inflate_member(member: bytes) -> bytes | None:
@@ -471,16 +504,52 @@ def _zip_kind(info: zipfile.ZipInfo) -> bytes:
     return b"0"
 
 
+def _zip_link(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """Return the target of a symlink member, read only as far as a path can be long."""
+    if info.file_size <= PATH_MAX:
+        with archive.open(info) as link:
+            target = link.read(PATH_MAX + 1)
+        if len(target) <= PATH_MAX:
+            return target.decode("utf-8", "replace")
+    raise ArchiveError(f"symlink member {info.filename!r} has a target of {info.file_size} bytes, "
+                       f"longer than a path can be ({PATH_MAX})")
+
+
+def _zip_directory_size(handle: BinaryIO) -> int:
+    """Return the size of the zip's central directory as zipfile will read it: from the last end
+    record, or the zip64 record right before it (0 without an end record: zipfile says why)."""
+    end = handle.seek(0, os.SEEK_END)
+    start = handle.seek(max(0, end - 22 - 0xFFFF))
+    tail = handle.read()
+    at = tail.rfind(_ZIP_END)
+    if at < 0:
+        return 0
+    handle.seek(max(0, start + at - 76))
+    zip64 = handle.read(76)  # the zip64 end record (56 bytes), then its locator (20)
+    if zip64[:4] == _ZIP64_END and zip64[56:60] == _ZIP64_LOCATOR:
+        return int.from_bytes(zip64[40:48], "little")
+    return int.from_bytes(tail[at + 12:at + 16], "little")
+
+
 def _walk_zip(path: str, inspection: _Inspection) -> None:
+    with open(path, "rb") as handle:
+        directory = _zip_directory_size(handle)
+    if directory > ZIP_DIRECTORY_LIMIT:
+        raise ArchiveError(f"zip central directory of {format_size(directory)} is larger than "
+                           f"{format_size(ZIP_DIRECTORY_LIMIT)}: too many members")
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
         raise ArchiveError(f"not a readable zip archive: {error}") from None
+    guard = MemberGuard()
     with archive:
         for info in archive.infolist():
             kind = _zip_kind(info)
             try:
-                linkname = archive.read(info).decode("utf-8", "replace") if kind == b"2" else ""
+                linkname = _zip_link(archive, info) if kind == b"2" else ""
+                reason = guard.reason(info.filename, kind, linkname)
+                if reason:
+                    raise ArchiveError(reason)
                 sink = inspection.open_member(info.filename, info.file_size, kind, linkname)
                 if kind != b"0":
                     continue
@@ -532,24 +601,20 @@ def verify_archive(path: str, level: str = "dump") -> VerificationReport:
     return VerificationReport(
         path=path, level=level, reached=reached, state=state, reason=reason,
         warnings=tuple(inspection.warnings), members=tuple(inspection.members),
-        tables=tuple(dump.tables) if dump else (), dump_size=_dump_size(inspection),
+        tables=tuple(dump.tables) if dump else (), member_count=inspection.member_count,
+        table_count=dump.table_count if dump else 0, dump_size=inspection.dump_size,
         dump_sha256=dump.sha256 if dump else None, container=container,
         gzip_members=gzip_members, seconds=time.monotonic() - started)
-
-
-def _dump_size(inspection: _Inspection) -> int | None:
-    sizes = [member.size for member in inspection.members if member.name == DUMP_MEMBER]
-    return sizes[-1] if sizes else None
 
 
 def _summary(inspection: _Inspection) -> tuple[str, str]:
     if inspection.warnings:
         more = len(inspection.warnings) - 1
         return "warning", inspection.warnings[0] + (f" (and {more} more)" if more else "")
-    dump_size = format_size(_dump_size(inspection) or 0)
+    dump_size = format_size(inspection.dump_size or 0)
     if inspection.dump is None:
-        return "ok", (f"{len(inspection.members)} members intact, {DUMP_MEMBER} ({dump_size}) "
+        return "ok", (f"{inspection.member_count} members intact, {DUMP_MEMBER} ({dump_size}) "
                       f"and {CONFIG_MEMBER} present")
-    return "ok", (f"{DUMP_MEMBER} complete ({dump_size}, {len(inspection.dump.tables)} tables), "
+    return "ok", (f"{DUMP_MEMBER} complete ({dump_size}, {inspection.dump.table_count} tables), "
                   f"{CONFIG_MEMBER} parses")
 

@@ -40,17 +40,23 @@ def format_report(report: VerificationReport, verbose: bool = False) -> str:
     container = report.container
     if report.container == "tar.gz":
         container += f", {report.gzip_members} gzip member{'s' * (report.gzip_members != 1)}"
-    lines.append(f"  container: {container}; {len(report.members)} members")
+    lines.append(f"  container: {container}; {report.member_count} members")
     if report.dump_size is not None:
         lines.append(f"  itop-dump.sql: {format_size(report.dump_size)}"
                      + (f", sha256 {report.dump_sha256}" if report.dump_sha256 else ""))
     if report.tables:
-        lines.append(f"  tables: {len(report.tables)}")
+        lines.append(f"  tables: {report.table_count}")
     if verbose:
         lines += [f"    member {member.name} ({format_size(member.size)})" for member in report.members]
+        lines += _more(report.member_count - len(report.members), "members")
         lines += [f"    table {table}" for table in report.tables]
+        lines += _more(report.table_count - len(report.tables), "tables")
     lines.append(f"  verified in {report.seconds:.2f} s")
     return "\n".join(lines)
+
+
+def _more(count: int, what: str) -> list[str]:
+    return [f"    and {count} more {what}, not listed"] if count > 0 else []
 
 
 def run(args: argparse.Namespace) -> int:

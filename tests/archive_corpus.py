@@ -11,6 +11,7 @@ import functools
 import gzip
 import io
 import json
+import struct
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -99,6 +100,29 @@ def zip_archive(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def zip_of_empty_members(count: int, zip64: bool = False) -> bytes:
+    """Return a .zip of *count* empty stored members, built by hand (zipfile would take minutes).
+
+    With *zip64*, the directory's size is given by a zip64 end record only: the classic end
+    record says 0 (zipfile believes the zip64 one)."""
+    local, central, offset = [], [], 0
+    for number in range(count):
+        name = b"production-modules/%030d" % number
+        central.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, 0, 0, 0,
+                                   len(name), 0, 0, 0, 0, 0, offset) + name)
+        local.append(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0x21, 0, 0, 0, len(name), 0) + name)
+        offset += len(local[-1])
+    directory = b"".join(central)
+    entries = min(count, 0xFFFF)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, entries, entries, 0 if zip64 else len(directory),
+                      offset, 0)
+    if zip64:
+        end = (struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, len(directory),
+                           offset)
+               + struct.pack("<4sLQL", b"PK\x06\x07", 0, offset + len(directory), 1) + end)
+    return b"".join(local) + directory + end
+
+
 def _good() -> bytes:
     return ITOP_ARCHIVE.read_bytes()
 
@@ -160,3 +184,83 @@ def _corrupt_zip() -> bytes:
                                   _DUMP: itop_member(_DUMP)}))
     data[len(data) // 2] ^= 0xFF
     return bytes(data)
+
+
+def pax_header(records: dict[str, str]) -> bytes:
+    """Return a PAX extended header member (type ``x``) holding *records* for the next member."""
+    data = b""
+    for key, value in records.items():
+        body = f" {key}={value}\n".encode()
+        length = len(body) + 1
+        while len(str(length)) + len(body) != length:
+            length = len(str(length)) + len(body)
+        data += str(length).encode() + body
+    return header("././@PaxHeader", len(data), tarfile.XHDTYPE) + padded(data)
+
+
+def _with_size_field(block: bytes, field: bytes) -> bytes:
+    """Return the header *block* with its size field replaced by *field* and the checksum redone."""
+    block = bytearray(block)
+    block[124:136], block[148:156] = field, b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def _link_chain() -> bytes:
+    # each link points inside on its own; together, a/b/c/x lands in the target's parent
+    return gzip_members(itop_tar(extra=(member("a/b", kind=tarfile.SYMTYPE, linkname=".."),
+                                        member("a/b/c", kind=tarfile.SYMTYPE, linkname=".."),
+                                        member("a/b/c/x", b"escaped"))))
+
+
+def _with_manifest(manifest: object) -> bytes:
+    return gzip_members(itop_tar(extra=(member("manifest.json", json.dumps(manifest).encode()),)))
+
+
+# Hostile archives (issue 11): trap -> (archive bytes, the one-line reason the verifier must give).
+HOSTILE: dict[str, Callable[[], tuple[bytes, str]]] = {
+    "PAX size=-1536": lambda: (
+        gzip_members(pax_header({"size": "-1536"}) + member("a", b"x") + END_OF_ARCHIVE),
+        "PAX extended header has an invalid size '-1536' for member 'a'"),
+    "PAX size=abc": lambda: (
+        gzip_members(pax_header({"size": "abc"}) + member("a", b"x") + END_OF_ARCHIVE),
+        "PAX extended header has an invalid size 'abc' for member 'a'"),
+    "PAX size=-600 in a good archive": lambda: (
+        gzip_members(itop_tar(extra=(pax_header({"size": "-600"}), member("production-modules/x", b"y")))),
+        "PAX extended header has an invalid size '-600' for member 'production-modules/x'"),
+    "negative size field": lambda: (
+        gzip_members(itop_tar(extra=(_with_size_field(header("production-modules/x"), b"-0000003000\0"),))),
+        "numeric field b'-0000003000\\x00' is not octal"),
+    "symlink chain": lambda: (_link_chain(), "member 'a/b/c' goes through the link member 'a/b'"),
+    "symlink through a symlink": lambda: (
+        gzip_members(itop_tar(extra=(member("a/b", kind=tarfile.SYMTYPE, linkname=".."),
+                                     member("c", kind=tarfile.SYMTYPE, linkname="a/b/..")))),
+        "link member 'c' points through the link member 'a/b' (-> a/b/..)"),
+    "newline in a member name": lambda: (
+        gzip_members(itop_tar(end=header("production-modules/x\nOK: all fine", 1000))),
+        "tar stream ends inside member 'production-modules/x\\nOK: all fine': 0 of 1000 bytes"),
+    "newline in a link target": lambda: (
+        gzip_members(itop_tar(extra=(member("production-modules/l", kind=tarfile.SYMTYPE,
+                                            linkname="/etc/passwd\nOK: all fine"),))),
+        "symlink member 'production-modules/l' points outside the archive (-> '/etc/passwd\\nOK: all fine')"),
+    "65537 link members": lambda: (
+        gzip_members(itop_tar(extra=tuple(header(f"production-modules/l{number}", kind=tarfile.SYMTYPE,
+                                                 linkname="x") for number in range(65_537)))),
+        "archive holds more than 65536 link members"),
+    "deeply nested manifest.json": lambda: (
+        gzip_members(itop_tar(extra=(member("manifest.json", b"[" * 100_000),))),
+        'manifest.json is not a manifest (no "dump" object)'),
+    "manifest.json listing 50000 tables the dump lacks": lambda: (
+        _with_manifest({"dump": {}, "tables": [{"name": f"t{number}"} for number in range(50_000)]}),
+        "itop-dump.sql lacks 50000 of the tables listed in manifest.json: "
+        + ", ".join(f"t{number}" for number in range(20)) + " and 49980 more"),
+    "manifest.json whose tables are not a list": lambda: (
+        _with_manifest({"dump": {}, "tables": 5}),
+        'manifest.json is not a manifest ("tables" is not a list)'),
+    "manifest.json over 1 MiB": lambda: (
+        _with_manifest({"dump": {}, "padding": "x" * (1 << 20)}), "manifest.json is larger than 1.0 MiB"),
+    "name longer than PATH_MAX": lambda: (
+        gzip_members(itop_tar(extra=(member("production-modules/" + "d/" * 3000 + "x", b"y"),))),
+        "member 'production-modules/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d'... "
+        "has a name or link target longer than 4096 bytes"),
+}
