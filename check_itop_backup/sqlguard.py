@@ -77,14 +77,14 @@ _QUALIFIED = re.compile(
     rb"\s+(" + _NAME + rb")\s*\.", re.I | re.S)
 _DEFINER = re.compile(r"DEFINER\s*=\s*(?:CURRENT_USER(?:\s*\(\s*\))?"
                       r"|(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|[\w.$-]+)\s*@\s*"
-                      r"(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|[\w.%$:-]+))\s*", re.I)
+                      r"(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|[\w.%$:-]+))[ \t]*", re.I)
 
 
 class HostileDumpError(Exception):
     """The dump holds what a restore must not run; the message names the line."""
 
     def __init__(self, line: int, reason: str, text: bytes = b"") -> None:
-        quoted = text.strip()[:_QUOTE].decode("utf-8", "replace")
+        quoted = text.split(b"\n", 1)[0].strip()[:_QUOTE].decode("utf-8", "replace")
         super().__init__(f"line {line}: {reason}" + (f" ({quoted})" if quoted else ""))
         self.line = line
 
@@ -134,7 +134,7 @@ class DumpGuard:
                 self._end_skipped_line(data[newline - 1] if newline > position else self._last_byte)
                 position = newline + 1
                 continue
-            if not self._pending and self._passes_over(data, position, end):
+            if self._passes_over(data, position, end):
                 continue
             newline = data.find(b"\n", position, end)
             stop = end if newline < 0 else newline + 1
@@ -156,10 +156,15 @@ class DumpGuard:
             self._line(line, 0, len(line))
 
     def _passes_over(self, data: bytes, position: int, end: int) -> bool:
-        if self.check_inserts or not self._at_start or self._state != _NORMAL:
+        """Without check_inserts: True (and the line is skipped) when the line starting here, or
+        held since the previous piece, begins a plain INSERT. Decided on its first bytes, so
+        that the verdict does not depend on where the pieces are cut."""
+        if self.check_inserts or not self._at_start or self._state != _NORMAL or self._pending_size >= _HEAD:
             return False
-        if _PLAIN_INSERT.match(data, position, end) is None:
-            return False  # (also an INSERT whose head straddles two pieces: read like any line)
+        head = b"".join(self._pending) + data[position:min(end, position + _HEAD)]
+        if _PLAIN_INSERT.match(head) is None:
+            return False  # not one, or too few bytes yet: held with the rest of the line
+        self._pending, self._pending_size = [], 0
         self._skipping = True
         self._at_start = False
         return True

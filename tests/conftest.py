@@ -9,8 +9,13 @@ from urllib.parse import unquote, urlparse
 
 import nagiosplugin
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.checkrun import fresh_runtime
+
+# The fuzz tests draw the same examples on every run: a red CI is reproducible, never luck.
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None, deadline=None)
+hypothesis_settings.load_profile("repeatable")
 
 DATA = Path(__file__).parent / "data"
 ITOP_ARCHIVE = DATA / "itop-2026-11-26.tar.gz"
