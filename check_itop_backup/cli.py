@@ -29,7 +29,7 @@ from check_itop_backup.deadline import Deadline, StageTimeoutError
 from check_itop_backup.history import History, HistoryError
 from check_itop_backup.probe import ItopBackup, record_verdict
 from check_itop_backup.ticket_settings import TicketSettings, add_ticket_arguments, ticket_settings
-from check_itop_backup.units import format_duration
+from check_itop_backup.units import format_duration, parse_timeout, positive_int
 from check_itop_backup.verdict import (
     AgeContext,
     ArchiveContext,
@@ -123,10 +123,10 @@ def build_check_parser() -> argparse.ArgumentParser:
     trend.add_argument("--history", metavar="PATH",
                        help=f"the SQLite history of archives (default: ${HISTORY_ENV}, "
                             f"else {DEFAULT_HISTORY})")
-    trend.add_argument("--baseline-count", metavar="N", type=int, default=7,
+    trend.add_argument("--baseline-count", metavar="N", type=positive_int, default=7,
                        help="baseline = median size of the last N archives not judged CRITICAL "
                             "(default %(default)s)")
-    trend.add_argument("--min-history", metavar="N", type=int, default=3,
+    trend.add_argument("--min-history", metavar="N", type=positive_int, default=3,
                        help="fewer earlier archives than this: OK, learning (default %(default)s)")
     trend.add_argument("--warning-change", metavar="RANGE", default="-20:100",
                        help="WARNING when the size change vs the baseline, in percent, is outside "
@@ -153,7 +153,7 @@ def build_check_parser() -> argparse.ArgumentParser:
     run.add_argument("--discover", metavar="DIR",
                      help="print Zabbix low-level discovery JSON for the iTop param files "
                           "DIR/*.params (one instance each), then exit")
-    run.add_argument("-t", "--timeout", metavar="SECONDS", type=float, default=30.0,
+    run.add_argument("-t", "--timeout", metavar="SECONDS", type=parse_timeout, default=30.0,
                      help="give up with UNKNOWN after this long (default %(default)g)")
     run.add_argument("-v", "--verbose", action="count", default=0,
                      help="more output (up to -vvv)")
@@ -293,15 +293,20 @@ def _verifier(args: argparse.Namespace, settings: CheckSettings) -> Verifier | N
 
 
 def _unknown(args: argparse.Namespace, message: str) -> int:
+    text, status = _unknown_answer(args, message)
+    print(text, end="")
+    return status
+
+
+def _unknown_answer(args: argparse.Namespace, message: str) -> tuple[str, int]:
+    """The UNKNOWN output (one line) and exit status for *message*, in the format asked."""
     if args.format == "json":
         import json
 
-        print(json.dumps({"state": "UNKNOWN", "exit_code": UNKNOWN, "message": message,
-                          "archive": None, "expected": None, "metrics": {}, "verification": None,
-                          "actions": []}))
-        return 0
-    print(f"{PLUGIN} UNKNOWN - {message}")
-    return UNKNOWN
+        return json.dumps({"state": "UNKNOWN", "exit_code": UNKNOWN, "message": message,
+                           "archive": None, "expected": None, "metrics": {}, "verification": None,
+                           "actions": []}) + "\n", 0
+    return f"{PLUGIN} UNKNOWN - {message}\n", UNKNOWN
 
 
 def _discover(directory: str) -> int:
@@ -324,7 +329,7 @@ def check_main(argv: list[str] | None = None) -> None:
     if args.discover:
         sys.exit(_discover(args.discover))
     runtime = _capture_logs(args.verbose)
-    deadline.current = Deadline(args.timeout).start()
+    deadline.current = Deadline(args.timeout).start(lambda message: _unknown_answer(args, message))
     try:
         status = _run(args, runtime)
     except StageTimeoutError as error:

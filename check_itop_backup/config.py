@@ -31,6 +31,7 @@ TICKET_PARAMS = ("itop_backup_incident", "check_ticket_login", "check_ticket_pwd
                  "check_ticket_service_subcategory", "check_ticket_workgroup",
                  "check_ticket_impacted_server")
 IGNORED_PARAMS = ("auth_user", "auth_pwd", "mysql_bindir")
+_BACKUP_TEXTS = ("week_days", "time", "file_name_format")  # itop-backup settings read as strings
 DEFAULT_GRACE = "2h"
 DEFAULT_SETTLE = 120.0
 
@@ -54,25 +55,27 @@ class ItopConfig(namedtuple("ItopConfig", "path db_host db_name db_subname timez
 
 def read_itop_config(path: str) -> ItopConfig:
     """Parse config-itop.php at *path* (without PHP); raise ConfigError on any problem."""
-    from check_itop_backup.phpconfig import PhpConfigError, load_php_config
+    from check_itop_backup.phpconfig import PhpConfigError, load_php_config, setting_array, setting_text
 
     try:
         variables = load_php_config(path)
     except PhpConfigError as error:
         raise ConfigError(str(error)) from None
-    settings = variables.get("MySettings")
-    if not isinstance(settings, dict):
-        raise ConfigError(f"cannot use iTop config {path}: no $MySettings array")
-    modules = variables.get("MyModuleSettings") or {}
-    backup = modules.get("itop-backup") if isinstance(modules, dict) else None
-    return ItopConfig(
-        path=path,
-        db_host=str(settings.get("db_host") or ""),
-        db_name=str(settings.get("db_name") or ""),
-        db_subname=str(settings.get("db_subname") or ""),
-        timezone=settings.get("timezone") or None,
-        backup=backup if isinstance(backup, dict) else {},
-    )
+    try:
+        if not isinstance(variables.get("MySettings"), dict):
+            raise PhpConfigError("no $MySettings array")
+        settings = variables["MySettings"]
+        backup = setting_array(setting_array(variables, "MyModuleSettings"), "itop-backup")
+        return ItopConfig(
+            path=path,
+            db_host=setting_text(settings, "db_host"),
+            db_name=setting_text(settings, "db_name"),
+            db_subname=setting_text(settings, "db_subname"),
+            timezone=setting_text(settings, "timezone") or None,
+            backup=dict(backup, **{key: setting_text(backup, key) for key in _BACKUP_TEXTS if key in backup}),
+        )
+    except PhpConfigError as error:
+        raise ConfigError(f"cannot use iTop config {path}: {error}") from None
 
 
 class CheckSettings(namedtuple("CheckSettings", "pattern timezone timezone_name schedule grace now "

@@ -5,6 +5,12 @@ option file (``password`` in ``[client]`` or ``[mysqldump]``) or iTop's config. 
 mysqldump through a pipe read as ``--defaults-extra-file=/dev/fd/N`` (borgmatic's
 technique): never on a command line, never in any process's environment, never on disk.
 
+The pipe is filled before the client starts, so its content must fit in the pipe buffer:
+a password is refused above ``MAX_PASSWORD_BYTES``. That is no real limit (MariaDB and
+MySQL read option-file lines into a 4 KiB buffer, so a longer password could not work
+anyway) and, escaped, it stays below ``PIPE_BUF`` (4 KiB, the smallest pipe Linux makes),
+so the write can never block.
+
 >>> quote_option_value('a"b\\\\c#d')
 '"a\\\\"b\\\\\\\\c#d"'
 >>> parse_option_value(quote_option_value('a"b\\\\c#d \\'x'))
@@ -17,8 +23,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from check_itop_backup.textfile import read_text
+
 PASSWORD_ENV = "ITOP_BACKUP_DB_PASSWORD"  # noqa: S105 - the variable's name, not a password
 OPTION_GROUPS = ("client", "mysqldump", "mariadb-dump")
+MAX_PASSWORD_BYTES = 1024
+_MAX_FILE_BYTES = 64 << 10  # option and password files are a few lines
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "s": " ", '"': '"', "'": "'", "\\": "\\"}
 _QUOTED = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b"}
@@ -30,22 +40,44 @@ class CredentialsError(ValueError):
 
 def read_password_file(path: str) -> str:
     """Return the first line of *path* without its line ending (an empty file: empty password)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.readline().rstrip("\r\n")
-    except OSError as error:
-        raise CredentialsError(f"cannot read password file {path}: {error.strerror}") from None
+    return check_password(_read(path, "password file").split("\n", 1)[0].rstrip("\r"))
 
 
 def read_option_file_password(path: str) -> str | None:
     """Return the ``password`` a MySQL option file gives mysqldump, or None when it has none."""
+    password = parse_option_file_password(_read(path, "option file"))
+    return None if password is None else check_password(password)
+
+
+def _read(path: str, what: str) -> str:
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+        return read_text(path, _MAX_FILE_BYTES)
     except OSError as error:
-        raise CredentialsError(f"cannot read option file {path}: {error.strerror}") from None
+        raise CredentialsError(f"cannot read {what} {path}: {error.strerror}") from None
+
+
+def check_password(password: str) -> str:
+    """Return *password* when it can go through the pipe; raise CredentialsError saying why not."""
+    try:
+        size = len(password.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise CredentialsError("the database password is not valid UTF-8") from None
+    if size > MAX_PASSWORD_BYTES:
+        raise CredentialsError(f"the database password is {size} bytes long; more than "
+                               f"{MAX_PASSWORD_BYTES} cannot be passed to the mysql client")
+    if "\0" in password:
+        raise CredentialsError("the database password contains a NUL character")
+    return password
+
+
+def parse_option_file_password(text: str) -> str | None:
+    """Return the ``password`` of the text of a MySQL option file, or None when it has none.
+
+    >>> parse_option_file_password("[mysql]\\npassword=no\\n[client]\\nuser=x\\npassword = 'se cret'\\n")
+    'se cret'
+    """
     password, group = None, ""
-    for raw in lines:
+    for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("[") and line.endswith("]"):
             group = line[1:-1].strip().lower()
@@ -87,10 +119,13 @@ def defaults_file_pipe(password: str) -> Iterator[tuple[int, str]]:
     Pass *fd* in ``pass_fds`` and *option* as the program's first argument; the pipe is
     closed when the block ends.
     """
+    content = f"[client]\npassword={quote_option_value(check_password(password))}\n".encode()
     read_fd, write_fd = os.pipe()
     try:
-        with os.fdopen(write_fd, "w", encoding="utf-8") as writer:
-            writer.write(f"[client]\npassword={quote_option_value(password)}\n")
+        try:
+            os.write(write_fd, content)  # <= PIPE_BUF into an empty pipe: one write, never blocks
+        finally:
+            os.close(write_fd)
         yield read_fd, f"--defaults-extra-file=/dev/fd/{read_fd}"
     finally:
         os.close(read_fd)

@@ -17,6 +17,7 @@ import json
 import os
 
 from check_itop_backup.paramfile import parse_param_text
+from check_itop_backup.textfile import read_text
 
 SUFFIX = ".params"
 
@@ -40,8 +41,7 @@ def discover_instances(directory: str) -> list[dict[str, str]]:
         if name.startswith(".") or not name.endswith(SUFFIX) or not os.path.isfile(path):
             continue
         try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                params = parse_param_text(handle.read())
+            params = parse_param_text(read_text(path, errors="replace"))
         except OSError as error:
             raise DiscoveryError(f"cannot read {path}: {error.strerror}") from None
         rows.append({"{#INSTANCE}": name[:-len(SUFFIX)], "{#PARAMFILE}": path,

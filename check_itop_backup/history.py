@@ -8,19 +8,33 @@ sets of many iTop instances sharing one file.
 The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS[n]`` takes a file from
 version n to n + 1. WAL and a busy timeout let many probes share the file; every write
 goes through ``transaction()`` so that a timeout mid-write leaves the file consistent.
+The busy wait never outlasts the run's deadline (deadline.py): a history locked by
+another writer ends the run with its timeout, not 20 s later.
+
+A file is checked before anything is written to it: one of a newer schema, or that is
+not ours (tables but no version, or our version without our tables), is refused
+untouched. A history this process cannot write is opened read-only and immutable, so
+that reading it leaves no ``-wal``/``-shm`` files behind. Every SQLite error is a
+``HistoryError`` naming the file.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections import namedtuple
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import NoReturn
+from urllib.parse import quote
+
+from check_itop_backup import deadline
 
 DEFAULT_PATH = "/var/lib/check_itop_backup/history.sqlite"
 ENV_VAR = "CHECK_ITOP_BACKUP_HISTORY"
 BUSY_TIMEOUT_S = 20.0
+_BUSY_MARGIN_S = 0.2  # a wait cut by the deadline ends just after it: the timeout is then certain
 
 MIGRATIONS = (
     """
@@ -102,29 +116,57 @@ class History:
 
     @classmethod
     def open(cls, path: str) -> History:
-        """Open (creating it and its directory if needed) and migrate the history at *path*."""
+        """Open (creating it and its directory if needed) and migrate the history at *path*;
+        a history this process cannot write is opened read-only (its writes fail)."""
         try:
             parent = os.path.dirname(os.path.abspath(path))
             if os.path.exists(parent) and not os.path.isdir(parent):
                 raise HistoryError(f"cannot open history {path}: {parent} is not a directory")
-            os.makedirs(parent, exist_ok=True)
-            connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            writable = not os.path.exists(path) or (os.access(path, os.W_OK) and os.access(parent, os.W_OK))
+            if writable:
+                os.makedirs(parent, exist_ok=True)
+                connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            else:
+                uri = f"file:{quote(os.fsencode(os.path.abspath(path)))}?mode=ro&immutable=1"
+                connection = sqlite3.connect(uri, uri=True, isolation_level=None)
         except (OSError, sqlite3.Error) as error:
             raise HistoryError(f"cannot open history {path}: {_reason(error)}") from None
         history = cls(connection, path)
         try:
-            connection.execute("PRAGMA foreign_keys = ON")
-            connection.execute("PRAGMA synchronous = NORMAL")  # WAL: durable, no fsync per commit
-            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                connection.execute("PRAGMA journal_mode = WAL")
-            history._migrate()
+            history._bound_busy_wait()
+            history._check_schema()  # before anything is written: a refused file stays untouched
+            if writable:
+                connection.execute("PRAGMA foreign_keys = ON")
+                connection.execute("PRAGMA synchronous = NORMAL")  # WAL: durable, no fsync per commit
+                if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    connection.execute("PRAGMA journal_mode = WAL")
+                history._migrate()
         except sqlite3.Error as error:
             connection.close()
-            raise HistoryError(f"cannot use history {path}: {_reason(error)}") from None
+            history._fail(error, "use")
+        except HistoryError:
+            connection.close()
+            raise
         return history
 
     def close(self) -> None:
         self.connection.close()
+
+    def _check_schema(self) -> None:
+        """Refuse a file of a newer schema, or one that is not a history; write nothing."""
+        version = self.connection.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in self.connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        if version > len(MIGRATIONS):
+            raise HistoryError(f"cannot use history {self.path}: its schema version {version} is newer "
+                               f"than this program's ({len(MIGRATIONS)}); upgrade check_itop_backup")
+        if version == 0 and tables:
+            raise HistoryError(f"cannot use history {self.path}: not a check_itop_backup history "
+                               f"(it has other tables: {', '.join(sorted(tables)[:5])})")
+        missing = sorted(set(re.findall(r"CREATE TABLE (\w+)", "".join(MIGRATIONS[:version]))) - tables)
+        if missing:
+            raise HistoryError(f"cannot use history {self.path}: tables {', '.join(missing)} are missing "
+                               "(not a check_itop_backup history, or damaged)")
 
     def _migrate(self) -> None:
         version = self.connection.execute("PRAGMA user_version").fetchone()[0]
@@ -132,30 +174,53 @@ class History:
             return
         with self.transaction():
             version = self.connection.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise sqlite3.DatabaseError(f"schema version {version} is newer than this program")
             for step in range(version, len(MIGRATIONS)):
                 for statement in MIGRATIONS[step].split(";"):
                     if statement.strip():
                         self.connection.execute(statement)
             self.connection.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
+    def _bound_busy_wait(self) -> None:
+        """Let SQLite wait for another writer at most until just after the run's deadline."""
+        seconds = min(BUSY_TIMEOUT_S, deadline.current.remaining() + _BUSY_MARGIN_S)
+        self.connection.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    def _fail(self, error: Exception, doing: str) -> NoReturn:
+        """Raise the run's timeout when the deadline cut the wait, else a HistoryError."""
+        if deadline.current.remaining() == 0:
+            raise deadline.StageTimeoutError(deadline.current.current, deadline.current.seconds) from None
+        raise HistoryError(f"cannot {doing} history {self.path}: {_reason(error)}") from None
+
+    def _rows(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        try:
+            return self.connection.execute(sql, parameters).fetchall()
+        except (sqlite3.Error, UnicodeEncodeError) as error:
+            self._fail(error, "read")
+
+    def _write(self, sql: str, parameters: tuple = ()) -> sqlite3.Cursor:
+        try:
+            return self.connection.execute(sql, parameters)
+        except (sqlite3.Error, UnicodeEncodeError) as error:
+            self._fail(error, "write")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run the block in one write transaction: all of it is committed, or none of it."""
         try:
+            self._bound_busy_wait()
             self.connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
-            raise HistoryError(f"cannot write history {self.path}: {_reason(error)}") from None
+            self._fail(error, "write")
         try:
             yield self.connection
         except BaseException:
-            self.connection.execute("ROLLBACK")
+            with suppress(sqlite3.Error):  # the block's own exception says what went wrong
+                self.connection.execute("ROLLBACK")
             raise
         try:
             self.connection.execute("COMMIT")
         except sqlite3.Error as error:
-            raise HistoryError(f"cannot write history {self.path}: {_reason(error)}") from None
+            self._fail(error, "write")
 
     def record_archive(self, series: str, path: str, size: int, mtime: float, inode: int,
                        seen_at: float, verdict: str | None = None) -> ArchiveRecord:
@@ -164,55 +229,54 @@ class History:
         *verdict* (``ok``/``warning``/``critical``) replaces the stored one when given.
         Call inside ``transaction()``.
         """
-        self.connection.execute(
+        self._write(
             "INSERT INTO archives (series, path, size, mtime, inode, first_seen, last_seen, verdict)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (path, size, mtime, inode) DO UPDATE SET last_seen = excluded.last_seen,"
             " verdict = COALESCE(excluded.verdict, archives.verdict)",
             (series, path, size, mtime, inode, seen_at, seen_at, verdict),
         )
-        row = self.connection.execute(
+        row = self._rows(
             "SELECT * FROM archives WHERE path = ? AND size = ? AND mtime = ? AND inode = ?",
             (path, size, mtime, inode),
-        ).fetchone()
+        )[0]
         return ArchiveRecord(*row)
 
     def archives_before(self, series: str, mtime: float, limit: int) -> list[ArchiveRecord]:
         """Return up to *limit* archives of *series* modified before *mtime*, newest first."""
-        rows = self.connection.execute(
+        rows = self._rows(
             "SELECT * FROM archives WHERE series = ? AND mtime < ? ORDER BY mtime DESC LIMIT ?",
             (series, mtime, limit),
-        ).fetchall()
+        )
         return [ArchiveRecord(*row) for row in rows]
 
     def count_archives(self, series: str) -> int:
         """Return how many distinct archives of *series* the history has seen."""
-        return self.connection.execute(
-            "SELECT COUNT(*) FROM archives WHERE series = ?", (series,)).fetchone()[0]
+        return self._rows("SELECT COUNT(*) FROM archives WHERE series = ?", (series,))[0][0]
 
     def known_identities(self, series: str, since: float) -> set[tuple]:
         """Return the (path, size, mtime, inode) of the archives of *series* modified since *since*."""
-        return set(self.connection.execute(
+        return set(self._rows(
             "SELECT path, size, mtime, inode FROM archives WHERE series = ? AND mtime >= ?",
             (series, since)))
 
     def all_archives(self) -> list[ArchiveRecord]:
         """Return every recorded archive, by series then age."""
-        rows = self.connection.execute("SELECT * FROM archives ORDER BY series, mtime").fetchall()
+        rows = self._rows("SELECT * FROM archives ORDER BY series, mtime")
         return [ArchiveRecord(*row) for row in rows]
 
     def open_ticket(self, series: str) -> TicketRecord | None:
         """Return the ticket of the series' current failure episode, or None when none is open."""
-        row = self.connection.execute(
+        rows = self._rows(
             "SELECT * FROM tickets WHERE series = ? AND closed_at IS NULL ORDER BY id DESC LIMIT 1",
             (series,),
-        ).fetchone()
-        return TicketRecord(*row) if row else None
+        )
+        return TicketRecord(*rows[0]) if rows else None
 
     def remember_ticket(self, series: str, ref: str, itop_key: str, title: str, org: str,
                         opened_at: float, last_update_at: float | None = None) -> TicketRecord:
         """Record the open ticket *ref* (iTop id *itop_key*) of *series*; call inside ``transaction()``."""
-        cursor = self.connection.execute(
+        cursor = self._write(
             "INSERT INTO tickets (series, ref, itop_key, title, org, opened_at, last_update_at, state)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, 'open')",
             (series, ref, itop_key, title, org, opened_at, last_update_at),
@@ -222,11 +286,11 @@ class History:
 
     def ticket_updated(self, ticket_id: int, at: float) -> None:
         """Note that the ticket got a log entry at *at*; call inside ``transaction()``."""
-        self.connection.execute("UPDATE tickets SET last_update_at = ? WHERE id = ?", (at, ticket_id))
+        self._write("UPDATE tickets SET last_update_at = ? WHERE id = ?", (at, ticket_id))
 
     def close_ticket(self, ticket_id: int, at: float, state: str) -> None:
         """End the ticket's episode at *at*, *state* saying how; call inside ``transaction()``."""
-        self.connection.execute(
+        self._write(
             "UPDATE tickets SET closed_at = ?, last_update_at = ?, state = ? WHERE id = ?",
             (at, at, state, ticket_id),
         )
@@ -234,7 +298,7 @@ class History:
     def record_run(self, series: str, started: float, finished: float, archive_path: str | None,
                    size: int | None, status: str, message: str) -> None:
         """Record one runner run (``ok`` or ``failed``); call inside ``transaction()``."""
-        self.connection.execute(
+        self._write(
             "INSERT INTO runs (series, started, finished, archive_path, size, status, message)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (series, started, finished, archive_path, size, status, message),
@@ -244,29 +308,29 @@ class History:
                      levels: tuple[str, ...]) -> VerificationRecord | None:
         """Return the newest stored verification of this archive identity at one of *levels*."""
         marks = ", ".join("?" * len(levels))
-        row = self.connection.execute(
+        rows = self._rows(
             "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
             " JOIN archives a ON a.id = v.archive_id WHERE a.path = ? AND a.size = ? AND a.mtime = ?"
             f" AND a.inode = ? AND v.level IN ({marks}) ORDER BY v.verified_at DESC LIMIT 1",
             (path, size, mtime, inode, *levels),
-        ).fetchone()
-        return VerificationRecord(*row) if row else None
+        )
+        return VerificationRecord(*rows[0]) if rows else None
 
     def previous_verification(self, series: str, before: float, level: str) -> VerificationRecord | None:
         """Return the verification at *level* of the newest archive of *series* older than
         *before* (mtime) that was verified at that level without a critical result."""
-        row = self.connection.execute(
+        rows = self._rows(
             "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
             " JOIN archives a ON a.id = v.archive_id WHERE a.series = ? AND a.mtime < ?"
             " AND v.level = ? AND v.state != 'critical' ORDER BY a.mtime DESC LIMIT 1",
             (series, before, level),
-        ).fetchone()
-        return VerificationRecord(*row) if row else None
+        )
+        return VerificationRecord(*rows[0]) if rows else None
 
     def record_verification(self, archive_id: int, level: str, state: str, message: str,
                             details: str, verified_at: float) -> None:
         """Store (or replace) the archive's verification at *level*; call inside ``transaction()``."""
-        self.connection.execute(
+        self._write(
             "INSERT OR REPLACE INTO verifications (archive_id, level, state, message, details, verified_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (archive_id, level, state, message, details, verified_at),
@@ -282,6 +346,8 @@ class VerificationRecord(namedtuple("VerificationRecord", "path level state mess
 
 
 def _reason(error: BaseException) -> str:
+    if isinstance(error, UnicodeEncodeError):
+        return "a path is not valid UTF-8"
     if isinstance(error, OSError):
         return error.strerror or str(error)
     return str(error)

@@ -188,7 +188,7 @@ class NamePattern(namedtuple("NamePattern", "pattern")):
         fields = {k: v for k, v in match.groupdict().items() if v is not None}
         try:
             return _time_from_fields(fields)
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # no such date: e.g. itop-99999999999999999999
             return None
 
 

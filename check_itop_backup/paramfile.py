@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from check_itop_backup.textfile import read_text
+
 _LINE = re.compile(r"^(\S*)\s*=(.*)$")
 
 
@@ -36,8 +38,7 @@ def load_param_files(spec: str) -> dict[str, str]:
     settings: dict[str, str] = {}
     for path in (p.strip() for p in spec.split(",") if p.strip()):
         try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                settings.update(parse_param_text(handle.read()))
+            settings.update(parse_param_text(read_text(path, errors="replace")))
         except FileNotFoundError:
             raise ParamFileError(f"could not find the parameter file: '{path}'") from None
         except OSError as error:

@@ -5,6 +5,8 @@ iTop writes its configuration as PHP assignments of array literals (``$MySetting
 in single or double quotes, numbers, ``true``/``false``/``null``, ``array(...)`` and
 ``[...]`` with or without keys, and PHP comments. Anything else is a ``PhpConfigError``
 naming the line, so a broken config gives one clear message instead of wrong values.
+Arrays nest at most ``MAX_DEPTH`` deep (iTop's own go three deep) and the file is read
+with a size limit (textfile.py): no input makes the parser recurse or read without end.
 
 >>> text = '''<?php
 ... $MySettings = array(
@@ -23,8 +25,11 @@ naming the line, so a broken config gives one clear message instead of wrong val
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
+
+from check_itop_backup.textfile import read_text
 
 _TOKEN = re.compile(
     r"""
@@ -42,6 +47,8 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _DOUBLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "$": "$", "0": "\0"}
+_INT_DIGITS = 18  # longer integers overflow PHP's int: PHP reads them as floats, and so do we
+MAX_DEPTH = 32
 
 
 class PhpConfigError(ValueError):
@@ -73,6 +80,7 @@ def _unquote(kind: str, raw: str) -> str:
 class _Parser:
     def __init__(self, tokens: list[tuple[str, str, int]], text: str) -> None:
         self.tokens, self.index, self.text = tokens, 0, text
+        self.depth = 0
 
     def where(self, offset: int) -> str:
         return f"line {self.text.count(chr(10), 0, offset) + 1}" if offset >= 0 else "end of file"
@@ -105,23 +113,28 @@ class _Parser:
         if kind in ("single", "double"):
             return _unquote(kind, raw)
         if kind == "number":
-            return float(raw) if "." in raw else int(raw)
+            return float(raw) if "." in raw or len(raw.lstrip("-")) > _INT_DIGITS else int(raw)
         if kind == "word" and raw.lower() in ("true", "false", "null"):
             return {"true": True, "false": False, "null": None}[raw.lower()]
         if kind == "word" and raw.lower() == "array":
             self.take("(")
-            return self.array(")")
+            return self.array(")", line)
         if raw == "[":
-            return self.array("]")
-        raise PhpConfigError(f"{self.where(line)}: unsupported value {raw!r}")
+            return self.array("]", line)
+        raise PhpConfigError(f"{self.where(line)}: unsupported value {raw[:20]!r}")
 
-    def array(self, closing: str) -> dict[Any, Any]:
+    def array(self, closing: str, line: int) -> dict[Any, Any]:
+        if self.depth >= MAX_DEPTH:
+            raise PhpConfigError(f"{self.where(line)}: arrays nested more than {MAX_DEPTH} deep")
+        self.depth += 1
         items: dict[Any, Any] = {}
         next_key = 0
         while self.peek()[1] != closing:
+            offset = self.peek()[2]
             first = self.value()
             if self.peek()[0] == "arrow":
                 self.take()
+                first = self.key(first, offset)
                 items[first] = self.value()
                 if isinstance(first, int):
                     next_key = max(next_key, first + 1)
@@ -131,7 +144,19 @@ class _Parser:
             if self.peek()[1] != closing:
                 self.take(",")
         self.take(closing)
+        self.depth -= 1
         return items
+
+    def key(self, value: Any, offset: int) -> int | str:
+        """The array key PHP makes of *value*: null is "", booleans and floats become ints."""
+        if value is None:
+            return ""
+        if isinstance(value, float) and math.isfinite(value):
+            return int(value)
+        if isinstance(value, (bool, int, str)):
+            return int(value) if isinstance(value, bool) else value
+        what = "an array" if isinstance(value, dict) else repr(value)
+        raise PhpConfigError(f"{self.where(offset)}: {what} cannot be an array key")
 
 
 def parse_php_config(text: str) -> dict[str, Any]:
@@ -142,11 +167,48 @@ def parse_php_config(text: str) -> dict[str, Any]:
 def load_php_config(path: str) -> dict[str, Any]:
     """Read and parse the iTop config at *path*; raise PhpConfigError naming the file."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
+        text = read_text(path, errors="replace")
     except OSError as error:
         raise PhpConfigError(f"cannot read iTop config {path}: {error.strerror}") from None
     try:
         return parse_php_config(text)
     except PhpConfigError as error:
         raise PhpConfigError(f"cannot parse iTop config {path}: {error}") from None
+
+
+def setting_array(container: dict[Any, Any], key: str) -> dict[Any, Any]:
+    """Return the array ``container[key]`` ({} when unset); raise PhpConfigError when it is
+    something else (a string where iTop expects an array)."""
+    value = container.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PhpConfigError(f"setting '{key}' is {_kind(value)}, not an array")
+    return value
+
+
+def setting_text(container: dict[Any, Any], key: str, default: str = "") -> str:
+    """Return ``container[key]`` as a string (numbers as PHP prints them; *default* when unset
+    or empty); raise PhpConfigError for an array."""
+    value = container.get(key)
+    if value is None or value == "" or value is False:
+        return default
+    if isinstance(value, dict):
+        raise PhpConfigError(f"setting '{key}' is an array, not a string")
+    return "1" if value is True else str(value)
+
+
+def setting_int(container: dict[Any, Any], key: str, default: int) -> int:
+    """Return ``container[key]`` as a whole number (*default* when unset); raise PhpConfigError
+    for anything else, e.g. ``'abc'``."""
+    value = container.get(key)
+    if value is None or value == "":
+        return default
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if not re.fullmatch(r"-?\d{1,18}", text):
+        raise PhpConfigError(f"setting '{key}' is not a whole number: {_kind(value)}")
+    return int(text)
+
+
+def _kind(value: Any) -> str:
+    return "an array" if isinstance(value, dict) else repr(value)[:40]

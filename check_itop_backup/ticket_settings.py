@@ -18,6 +18,7 @@ import os
 from collections import namedtuple
 from collections.abc import Mapping
 
+from check_itop_backup.textfile import read_text
 from check_itop_backup.units import parse_duration
 
 PASSWORD_ENV = "CHECK_ITOP_BACKUP_ITOP_PASSWORD"  # noqa: S105 - a variable name, not a secret
@@ -125,8 +126,8 @@ def _password(args: argparse.Namespace, params: Mapping[str, str],
     """Return (password, problem)."""
     if args.itop_password_file:
         try:
-            with open(args.itop_password_file, encoding="utf-8") as handle:
-                return handle.readline().rstrip("\r\n"), None
+            text = read_text(args.itop_password_file, limit=64 << 10)
+            return text.split("\n", 1)[0].rstrip("\r"), None
         except OSError as error:
             return "", f"cannot read --itop-password-file {args.itop_password_file}: {error.strerror}"
     return environ.get(PASSWORD_ENV) or params.get("check_ticket_pwd", ""), None

@@ -1,12 +1,16 @@
 """Human units: parse durations and sizes given by people, format them back.
 
 Pure functions, no I/O. Thresholds reach nagiosplugin as plain numbers in base
-units (seconds, bytes), because its range parser only accepts ints and floats.
+units (seconds, bytes), because its range parser only accepts ints and floats. Parsers
+raise ``UnitError``, also an ``argparse.ArgumentTypeError`` so that argparse prints its
+message as the reason of a bad argument.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from argparse import ArgumentTypeError
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", re.IGNORECASE)
@@ -18,6 +22,12 @@ _SIZE_UNITS = {
     "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
 }
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+MAX_DURATION = 100 * 366 * 86400.0  # a century: longer is a typo, and datetime arithmetic overflows
+MAX_SIZE = 2**63 - 1  # the largest file size a filesystem (and SQLite's INTEGER) can hold
+
+
+class UnitError(ValueError, ArgumentTypeError):
+    """A duration, size or count people wrote that cannot be used; the message says why."""
 
 
 def parse_duration(text: str) -> float:
@@ -30,13 +40,62 @@ def parse_duration(text: str) -> float:
     >>> parse_duration("soon")
     Traceback (most recent call last):
     ...
-    ValueError: invalid duration 'soon' (use e.g. 90, 30m, 26h, 2d)
+    check_itop_backup.units.UnitError: invalid duration 'soon' (use e.g. 90, 30m, 26h, 2d)
     """
     stripped = text.strip()
     parts = _DURATION_PART.findall(stripped)
     if not stripped or "".join(n + u for n, u in parts) != stripped.replace(" ", ""):
-        raise ValueError(f"invalid duration {text!r} (use e.g. 90, 30m, 26h, 2d)")
-    return float(sum(float(number) * _DURATION_UNITS[unit.lower() or "s"] for number, unit in parts))
+        raise UnitError(f"invalid duration {_short(text)} (use e.g. 90, 30m, 26h, 2d)")
+    seconds = float(sum(float(number) * _DURATION_UNITS[unit.lower() or "s"] for number, unit in parts))
+    if seconds > MAX_DURATION:
+        raise UnitError(f"duration {_short(text)} is longer than a century")
+    return seconds
+
+
+def parse_timeout(text: str) -> float:
+    """Return the seconds of a timeout: a duration above zero (``30``, ``12h``).
+
+    >>> parse_timeout("12h")
+    43200.0
+    >>> parse_timeout("0")
+    Traceback (most recent call last):
+    ...
+    check_itop_backup.units.UnitError: a timeout must be above 0 (found '0')
+    """
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise UnitError(f"a timeout must be above 0 (found {_short(text)})")
+    return seconds
+
+
+def positive_int(text: str) -> int:
+    """Return a whole number of at least 1 (a count of jobs or archives).
+
+    >>> positive_int("3")
+    3
+    >>> positive_int("-1")
+    Traceback (most recent call last):
+    ...
+    check_itop_backup.units.UnitError: expected a whole number of at least 1, found '-1'
+    """
+    return _whole(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """Return a whole number of at least 0."""
+    return _whole(text, 0)
+
+
+def _whole(text: str, minimum: int) -> int:
+    stripped = text.strip()
+    if not (stripped.isascii() and stripped.isdigit()) or len(stripped) > 18 or int(stripped) < minimum:
+        raise UnitError(f"expected a whole number of at least {minimum}, found {_short(text)}")
+    return int(stripped)
+
+
+def _short(text: str) -> str:
+    """*text* quoted, cut to a length that fits in a one-line message."""
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
 
 
 def parse_size(text: str) -> int:
@@ -47,12 +106,15 @@ def parse_size(text: str) -> int:
     >>> parse_size("big")
     Traceback (most recent call last):
     ...
-    ValueError: invalid size 'big' (use e.g. 20000, 20MB, 20MiB)
+    check_itop_backup.units.UnitError: invalid size 'big' (use e.g. 20000, 20MB, 20MiB)
     """
     match = _SIZE.match(text)
     if not match or match.group(2).lower() not in _SIZE_UNITS:
-        raise ValueError(f"invalid size {text!r} (use e.g. 20000, 20MB, 20MiB)")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+        raise UnitError(f"invalid size {_short(text)} (use e.g. 20000, 20MB, 20MiB)")
+    size = float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    if size > MAX_SIZE:
+        raise UnitError(f"size {_short(text)} is larger than any file")
+    return int(size)
 
 
 def format_size(size: float) -> str:
@@ -74,7 +136,11 @@ def format_duration(seconds: float) -> str:
 
     >>> format_duration(42), format_duration(3700), format_duration(93600), format_duration(-5)
     ('42s', '1h 1m', '1d 2h', '-5s')
+    >>> format_duration(float("inf")), format_duration(float("nan"))
+    ('inf', 'nan')
     """
+    if not math.isfinite(seconds):
+        return str(float(seconds))
     if seconds < 0:
         return "-" + format_duration(-seconds)
     whole = int(seconds)

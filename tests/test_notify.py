@@ -246,7 +246,7 @@ def test_a_broken_history_is_a_ticket_failed_line(fake_itop, history):
 
     lines = run(fake_itop, history, CRITICAL, T0)
 
-    assert lines == ["ticket failed: OperationalError: no such table: tickets"]
+    assert lines == [f"ticket failed: cannot read history {history.path}: no such table: tickets"]
 
 
 def test_the_plugins_deadline_firing_during_ticket_work_is_a_ticket_failed_line(fake_itop, history,
