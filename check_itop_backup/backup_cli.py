@@ -4,6 +4,7 @@ Each subcommand lives in its own module, listed in ``SUBCOMMANDS``, which provid
 ``add_arguments(parser)`` and ``run(args) -> int``. Those modules keep their top-level
 imports light (heavy ones go inside ``run``), because every module is imported to build
 the parser. Exit status: 0 success, 1 failure (one line on stderr saying why), 2 bad usage.
+Whatever escapes a subcommand (Ctrl-C outside a run, a bug) is one line and exit 1 too.
 """
 
 from __future__ import annotations
@@ -42,4 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
 def backup_main(argv: list[str] | None = None) -> None:
     """Entry point of ``itop-backup``: parse, run the subcommand, exit with its status."""
     args = build_parser().parse_args(argv)
-    sys.exit(args.run(args))
+    prog = f"itop-backup {args.command}"
+    try:
+        status = args.run(args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        status = 1
+    except Exception as error:  # noqa: BLE001 - even a bug is one line, not a traceback
+        print(f"{prog}: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        status = 1
+    sys.exit(status)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from check_itop_backup.history import DEFAULT_PATH as DEFAULT_HISTORY
 from check_itop_backup.history import ENV_VAR as HISTORY_ENV
-from check_itop_backup.naming import SCHEDULED_FORMAT, NamePattern, host_of
+from check_itop_backup.naming import SCHEDULED_FORMAT, NamePattern, PatternError, host_of
 from check_itop_backup.paramfile import ParamFileError, load_param_files
 from check_itop_backup.schedule import DEFAULT_TIME, EVERY_DAY, Schedule, ScheduleError
 from check_itop_backup.units import parse_duration, parse_size
@@ -179,8 +179,10 @@ def check_settings(args: Namespace) -> CheckSettings:
     subname = args.db_subname if args.db_subname is not None else (itop.db_subname if itop else "")
     # Absolute, as iTop resolves it against the working directory: the pattern names the series.
     spec = os.path.abspath(_pattern_spec(args, params, itop))
-    pattern = NamePattern.from_spec(spec, host=host_of(db_host),
-                                    db=db_name, subname=subname)
+    try:
+        pattern = NamePattern.from_spec(spec, host=host_of(db_host), db=db_name, subname=subname)
+    except PatternError as error:
+        raise ConfigError(str(error)) from None
     timezone, timezone_name = _timezone(args.timezone or (itop.timezone if itop else None))
     try:
         schedule = Schedule.parse(args.week_days or backup.get("week_days") or EVERY_DAY,

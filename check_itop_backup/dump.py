@@ -17,12 +17,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from check_itop_backup import deadline
 from check_itop_backup.credentials import PASSWORD_ENV
 from check_itop_backup.dumpscan import TRAILER
+from check_itop_backup.units import port_number
 
 DUMP_PROGRAMS = ("mysqldump", "mariadb-dump")
 SOCKETS = ("/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/var/lib/mysql/mysql.sock")
 _STDERR_LINES = 50
+CONNECT_TIMEOUT_S = 10.0
+QUERY_TIMEOUT_S = 600.0  # no byte from the server for this long: the statement (or server) is stuck
 
 
 class DumpError(Exception):
@@ -69,6 +73,7 @@ class ServerFacts:
 
 def split_db_host(db_host: str) -> tuple[str, int | None]:
     """Return (host, port) of an iTop ``db_host``; a persistent ``p:`` prefix is dropped.
+    Raise ValueError for a port that is not a port number.
 
     >>> split_db_host("127.0.0.1:3307"), split_db_host("p:localhost"), split_db_host("db")
     (('127.0.0.1', 3307), ('localhost', None), ('db', None))
@@ -76,7 +81,10 @@ def split_db_host(db_host: str) -> tuple[str, int | None]:
     host = db_host[2:] if db_host.startswith("p:") else db_host
     if host.count(":") == 1:
         name, port = host.split(":")
-        return name, int(port)
+        try:
+            return name, port_number(port)
+        except ValueError as error:
+            raise ValueError(f"db_host {db_host!r}: {error}") from None
     return host, None
 
 
@@ -145,17 +153,24 @@ def find_dump_program(bindir: str = "") -> str:
 
 
 def connect(settings: DatabaseSettings, database: str | None = None):
-    """Return a PyMySQL connection (TLS as configured); raise DumpError saying why not."""
+    """Return a PyMySQL connection (TLS as configured); raise DumpError saying why not.
+
+    Connecting, and every read or write on the connection, gives up after its timeout, cut
+    to the run's remaining time: a server that accepts but never answers cannot hang a run.
+    Once that time is up, the clean-up (dropping a scratch database) gets the full timeouts.
+    """
     import pymysql
 
     tls = {"ca": settings.tls_ca} if settings.tls_ca else {"check_hostname": False}
     socket = None
     if settings.host.lower() == "localhost" and settings.port is None:  # mysqldump uses the socket
         socket = next((path for path in SOCKETS if os.path.exists(path)), None)
+    left = max(deadline.current.remaining() or QUERY_TIMEOUT_S, 0.1)
     try:
         return pymysql.connect(
             host=settings.host, port=settings.port or 3306, unix_socket=socket, user=settings.user,
-            password=settings.password, database=database, connect_timeout=10,
+            password=settings.password, database=database, connect_timeout=min(CONNECT_TIMEOUT_S, left),
+            read_timeout=min(QUERY_TIMEOUT_S, left), write_timeout=min(QUERY_TIMEOUT_S, left),
             ssl=tls if settings.tls else None, charset="utf8mb4")
     except pymysql.MySQLError as error:
         reason = error.args[1] if len(error.args) > 1 else str(error)

@@ -7,7 +7,7 @@ Connection settings come from iTop's own config-itop.php (``db_host``, ``db_user
 
 from __future__ import annotations
 
-from check_itop_backup.phpconfig import PhpConfigError, load_php_config
+from check_itop_backup.phpconfig import PhpConfigError, load_php_config, setting_array, setting_text
 
 
 class LiveDbError(Exception):
@@ -17,18 +17,23 @@ class LiveDbError(Exception):
 def config_database(itop_config: str):
     """Return the DatabaseSettings *itop_config* names; raise LiveDbError when it cannot be read.
     (Also the test restore's server: ``--verify restore``.)"""
+    from check_itop_backup.credentials import check_password
     from check_itop_backup.dump import DatabaseSettings, split_db_host
 
     try:
-        settings = load_php_config(itop_config).get("MySettings") or {}
+        config = load_php_config(itop_config)
     except PhpConfigError as error:
         raise LiveDbError(str(error)) from None
-    host, port = split_db_host(str(settings.get("db_host") or "localhost"))
-    return DatabaseSettings(
-        host=host, port=port, user=str(settings.get("db_user") or "root"),
-        password=str(settings.get("db_pwd") or ""), name=str(settings.get("db_name") or ""),
-        subname=str(settings.get("db_subname") or ""), tls=bool(settings.get("db_tls.enabled", False)),
-        tls_ca=str(settings.get("db_tls.ca") or ""))
+    try:
+        settings = setting_array(config, "MySettings")
+        host, port = split_db_host(setting_text(settings, "db_host", "localhost"))
+        return DatabaseSettings(
+            host=host, port=port, user=setting_text(settings, "db_user", "root"),
+            password=check_password(setting_text(settings, "db_pwd")), name=setting_text(settings, "db_name"),
+            subname=setting_text(settings, "db_subname"), tls=bool(settings.get("db_tls.enabled", False)),
+            tls_ca=setting_text(settings, "db_tls.ca"))
+    except ValueError as error:  # PhpConfigError, CredentialsError, a bad port
+        raise LiveDbError(f"cannot use iTop config {itop_config}: {error}") from None
 
 
 def live_tables(itop_config: str) -> list[str]:

@@ -36,6 +36,10 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
            "September", "October", "November", "December")
 
 
+class PatternError(ValueError):
+    """A name pattern that cannot name archives; the message says why."""
+
+
 def _hour12(when: datetime) -> int:
     return when.hour % 12 or 12
 
@@ -139,8 +143,17 @@ class NamePattern(namedtuple("NamePattern", "pattern")):
 
     @classmethod
     def from_spec(cls, spec: str, host: str = "", db: str = "", subname: str = "") -> NamePattern:
-        """Fill ``__HOST__``, ``__DB__`` and ``__SUBNAME__`` (in iTop's order) in *spec*."""
+        """Fill ``__HOST__``, ``__DB__`` and ``__SUBNAME__`` (in iTop's order) in *spec*.
+
+        Raise PatternError for a path that is not UTF-8 (a directory named in another
+        encoding): the history and the messages could not name its archives.
+        """
         filled = spec.replace("__HOST__", host).replace("__DB__", db).replace("__SUBNAME__", subname)
+        try:
+            filled.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PatternError(f"the archive path {filled.encode('utf-8', 'surrogateescape')!r} is not "
+                               "valid UTF-8: rename the directory or give another pattern") from None
         return cls(with_archive_extension(filled))
 
     @property

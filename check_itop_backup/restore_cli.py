@@ -37,14 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_server_arguments(group: argparse._ArgumentGroup) -> None:
     """Declare the server options shared by restore and ``verify --level restore``: the runner's
     connection options, ``--mysql-bindir`` and ``--timeout``."""
-    from check_itop_backup.runner_cli import add_database_arguments
+    from check_itop_backup.runner_cli import add_database_arguments, add_timeout_argument
 
     add_database_arguments(group)
     group.add_argument("--mysql-bindir", metavar="DIR",
                        help="directory of the mysql or mariadb client (default: PATH)")
-    group.add_argument("--timeout", metavar="SECONDS", type=float, default=0,
-                       help="give up after this long; the scratch database is dropped and the target "
-                            "left as it was (default: no limit)")
+    add_timeout_argument(group, "the scratch database is dropped and the target left as it was")
 
 
 def run(args: argparse.Namespace) -> int:

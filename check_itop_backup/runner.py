@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from check_itop_backup import __version__
+from check_itop_backup import __version__, deadline
 from check_itop_backup.credentials import defaults_file_pipe
 from check_itop_backup.dump import (
     DatabaseSettings,
@@ -177,16 +177,22 @@ def run_backup(job: BackupJob, progress: Callable[[int], None] | None = None) ->
         os.makedirs(directory, exist_ok=True)
     except OSError as error:
         raise BackupError(f"cannot create the target directory {directory}: {error.strerror}") from None
-    with exclusive_lock(directory, job.wait):
+    with deadline.current.stage(f"waiting for the lock of {directory}"), exclusive_lock(directory, job.wait):
         remove_stale_temporaries(directory)
         try:
-            facts = preflight(job.database)
+            with deadline.current.stage(f"asking the database server {job.database.host} about "
+                                        f"{job.database.name}"):
+                facts = preflight(job.database)
             program = find_dump_program(job.mysql_bindir)
         except DumpError as error:
             raise BackupError(str(error)) from None
-        members = members_of(job)
+        try:
+            members = members_of(job)
+        except OSError as error:
+            raise BackupError(f"cannot read {error.filename}: {error.strerror}") from None
         _warn_about_space(directory, facts)
-        dump_size, warnings = _write(archive, job, facts, program, members, progress)
+        with deadline.current.stage(f"dumping {job.database.name} into {directory}"):
+            dump_size, warnings = _write(archive, job, facts, program, members, progress)
         deleted = apply_retention(job, archive)
     size = os.stat(archive).st_size
     return BackupResult(archive, size, dump_size, time.time() - started, deleted, warnings)
@@ -233,7 +239,10 @@ def _write(archive: str, job: BackupJob, facts: ServerFacts, program: str, membe
            progress: Callable[[int], None] | None) -> tuple[int, tuple[str, ...]]:
     """Write the archive under a temporary name, fsync, rename; return (dump size, warnings)."""
     directory = os.path.dirname(archive)
-    handle, temporary = tempfile.mkstemp(TEMP_SUFFIX, TEMP_PREFIX, directory)  # mode 0600
+    try:
+        handle, temporary = tempfile.mkstemp(TEMP_SUFFIX, TEMP_PREFIX, directory)  # mode 0600
+    except OSError as error:
+        raise BackupError(f"cannot create a file in {directory}: {error.strerror}") from None
     try:
         with os.fdopen(handle, "wb") as output:
             dump_size, warnings = _fill(output, job, facts, program, members, progress)
@@ -344,7 +353,8 @@ def apply_retention(job: BackupJob, archive: str) -> tuple[str, ...]:
 
 @contextmanager
 def recorded_run(history_path: str, series: str) -> Iterator[list[BackupResult]]:
-    """Record the run in the history when the block ends: ok with the result appended, or failed.
+    """Record the run in the history when the block ends: ok with the result appended, or failed
+    (whatever the exception: a timeout, a signal, a bug).
 
     A history that cannot be written is a warning; the block's own exception always wins.
     """
@@ -352,11 +362,10 @@ def recorded_run(history_path: str, series: str) -> Iterator[list[BackupResult]]
     started = time.time()
     try:
         yield results
-    except BackupError as error:
-        _record(history_path, series, started, None, "failed", str(error))
-        raise
-    except KeyboardInterrupt:
-        _record(history_path, series, started, None, "failed", "interrupted")
+    except BaseException as error:
+        explained = isinstance(error, (BackupError, deadline.StageTimeoutError))
+        _record(history_path, series, started, None, "failed",
+                str(error) if explained else f"{type(error).__name__}: {error}")
         raise
     result = results[0]
     _record(history_path, series, started, result, "ok",
@@ -375,5 +384,5 @@ def _record(history_path: str, series: str, started: float, result: BackupResult
                                    result.size if result else None, status, message)
         finally:
             history.close()
-    except HistoryError as error:
+    except (HistoryError, deadline.StageTimeoutError) as error:  # the run's own outcome matters more
         _log.warning("the run is not recorded: %s", error)

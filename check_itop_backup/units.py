@@ -86,6 +86,22 @@ def non_negative_int(text: str) -> int:
     return _whole(text, 0)
 
 
+def port_number(text: str) -> int:
+    """Return a TCP port number (1-65535).
+
+    >>> port_number("3307")
+    3307
+    >>> port_number("abc")
+    Traceback (most recent call last):
+    ...
+    check_itop_backup.units.UnitError: expected a port number from 1 to 65535, found 'abc'
+    """
+    stripped = text.strip()
+    if not (stripped.isascii() and stripped.isdigit() and 1 <= int(stripped[:6]) <= 65535):
+        raise UnitError(f"expected a port number from 1 to 65535, found {_short(text)}")
+    return int(stripped)
+
+
 def _whole(text: str, minimum: int) -> int:
     stripped = text.strip()
     if not (stripped.isascii() and stripped.isdigit()) or len(stripped) > 18 or int(stripped) < minimum:

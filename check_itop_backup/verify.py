@@ -560,6 +560,9 @@ def _walk_zip(path: str, inspection: _Inspection) -> None:
                         data = member.read(INFLATE_SIZE)
             except (zipfile.BadZipFile, zlib.error, EOFError) as error:
                 raise ArchiveError(f"zip member {info.filename} is corrupt: {error}") from None
+            except (RuntimeError, NotImplementedError):  # encrypted, or a method zipfile cannot inflate
+                why = "encrypted" if info.flag_bits & 1 else f"compressed with method {info.compress_type}"
+                raise ArchiveError(f"zip member {info.filename} cannot be read: it is {why}") from None
 
 
 def verify_archive(path: str, level: str = "dump") -> VerificationReport:
