@@ -28,7 +28,6 @@ from check_itop_backup.textfile import read_text
 PASSWORD_ENV = "ITOP_BACKUP_DB_PASSWORD"  # noqa: S105 - the variable's name, not a password
 OPTION_GROUPS = ("client", "mysqldump", "mariadb-dump")
 MAX_PASSWORD_BYTES = 1024
-_MAX_FILE_BYTES = 64 << 10  # option and password files are a few lines
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "s": " ", '"': '"', "'": "'", "\\": "\\"}
 _QUOTED = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b"}
@@ -51,7 +50,7 @@ def read_option_file_password(path: str) -> str | None:
 
 def _read(path: str, what: str) -> str:
     try:
-        return read_text(path, _MAX_FILE_BYTES)
+        return read_text(path)
     except OSError as error:
         raise CredentialsError(f"cannot read {what} {path}: {error.strerror}") from None
 
