@@ -60,13 +60,6 @@ class TicketSettings(namedtuple("TicketSettings", "url user password title custo
         return super().__repr__().replace(f"password={self.password!r}", f"password={MASK!r}")
 
 
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def add_ticket_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the "iTop tickets" option group to *parser*."""
     group = parser.add_argument_group(
@@ -111,7 +104,7 @@ def add_ticket_arguments(parser: argparse.ArgumentParser) -> None:
                        help="1 critical … 4 low (default %(default)s)")
     group.add_argument("--ticket-on", choices=("critical", "warning"), default="critical",
                        help="open a ticket on CRITICAL only, or on WARNING too (default %(default)s)")
-    group.add_argument("--ticket-update-every", metavar="DURATION", type=_duration,
+    group.add_argument("--ticket-update-every", metavar="DURATION", type=parse_duration,
                        default=DEFAULT_UPDATE_EVERY,
                        help="while the failure lasts, add at most one log entry this often "
                             "(default %(default)s)")
