@@ -27,7 +27,6 @@ from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import NoReturn
-from urllib.parse import quote
 
 from check_itop_backup import deadline
 
@@ -127,6 +126,8 @@ class History:
                 os.makedirs(parent, exist_ok=True)
                 connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             else:
+                from urllib.parse import quote  # rare: only for a history that cannot be written
+
                 uri = f"file:{quote(os.fsencode(os.path.abspath(path)))}?mode=ro&immutable=1"
                 connection = sqlite3.connect(uri, uri=True, isolation_level=None)
         except (OSError, sqlite3.Error) as error:
