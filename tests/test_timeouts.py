@@ -194,3 +194,20 @@ def test_the_longest_accepted_password_reaches_the_real_client_through_the_pipe(
 
     assert result.returncode == 0
     assert "--password=" + password in result.stdout
+
+
+@pytest.mark.parametrize("option, what", [("--itop-config", "cannot read iTop config /dev/zero"),
+                                          ("--param-file", "could not load parameter file '/dev/zero'")])
+def test_reading_dev_zero_as_a_config_is_one_line_in_bounded_memory(option, what):
+    measure = ("import resource, subprocess, sys; "
+               "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+               "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+               "print(done.stdout, end='')")
+
+    status, out, _, seconds = run([sys.executable, "-c", measure, *PROBE, option, "/dev/zero", "-f", "/x"])
+
+    code, max_rss_kib = out.splitlines()[0].split()
+    assert (status, code) == (0, "3")
+    assert out.splitlines()[1:] == [f"ITOP_BACKUP UNKNOWN - {what}: larger than 1048576 bytes"]
+    assert int(max_rss_kib) < 64 << 10
+    assert seconds < 30
