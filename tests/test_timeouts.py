@@ -21,7 +21,7 @@ from datetime import datetime
 import pytest
 
 from tests.checkrun import place_archive
-from tests.test_restore import databases, fake_client, new_database, runner_archive  # noqa: F401 - fixtures
+from tests.test_restore import databases, runner_archive, stalling_client  # noqa: F401 - a fixture
 from tests.test_runner import slow_bindir
 
 PROBE = [sys.executable, "-c", "from check_itop_backup.cli import check_main; check_main()"]
@@ -155,9 +155,7 @@ def test_a_run_out_of_time_leaves_no_archive_and_is_recorded_failed(tmp_path, ma
 def test_a_restore_out_of_time_drops_its_scratch_database(runner_archive, new_database,  # noqa: F811
                                                            tmp_path):
     settings, _, archive = runner_archive
-    client = subprocess.run(["sh", "-c", "command -v mariadb || command -v mysql"], capture_output=True,
-                            text=True, check=True).stdout.strip()
-    bindir = fake_client(tmp_path, f'( head -c 20000; sleep 60 ) | "{client}" "$@"\n')
+    bindir = stalling_client(tmp_path)
     before = databases(settings, "cib_")
 
     status, out, err, seconds = run(BACKUP + [
