@@ -26,7 +26,6 @@ import sqlite3
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import NoReturn
 
 from check_itop_backup import deadline
 
@@ -144,7 +143,7 @@ class History:
                 history._migrate()
         except sqlite3.Error as error:
             connection.close()
-            history._fail(error, "use")
+            raise history._failure(error, "use") from None
         except HistoryError:
             connection.close()
             raise
@@ -186,23 +185,24 @@ class History:
         seconds = min(BUSY_TIMEOUT_S, deadline.current.remaining() + _BUSY_MARGIN_S)
         self.connection.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
-    def _fail(self, error: Exception, doing: str) -> NoReturn:
-        """Raise the run's timeout when the deadline cut the wait, else a HistoryError."""
+    def _failure(self, error: Exception, doing: str) -> Exception:
+        """The error to raise for *error*: the run's timeout when the deadline cut the wait,
+        else a HistoryError naming the file."""
         if deadline.current.remaining() == 0:
-            raise deadline.StageTimeoutError(deadline.current.current, deadline.current.seconds) from None
-        raise HistoryError(f"cannot {doing} history {self.path}: {_reason(error)}") from None
+            return deadline.StageTimeoutError(deadline.current.current, deadline.current.seconds)
+        return HistoryError(f"cannot {doing} history {self.path}: {_reason(error)}")
 
     def _rows(self, sql: str, parameters: tuple = ()) -> list[tuple]:
         try:
             return self.connection.execute(sql, parameters).fetchall()
         except (sqlite3.Error, UnicodeEncodeError) as error:
-            self._fail(error, "read")
+            raise self._failure(error, "read") from None
 
     def _write(self, sql: str, parameters: tuple = ()) -> sqlite3.Cursor:
         try:
             return self.connection.execute(sql, parameters)
         except (sqlite3.Error, UnicodeEncodeError) as error:
-            self._fail(error, "write")
+            raise self._failure(error, "write") from None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -211,7 +211,7 @@ class History:
             self._bound_busy_wait()
             self.connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
-            self._fail(error, "write")
+            raise self._failure(error, "write") from None
         try:
             yield self.connection
         except BaseException:
@@ -221,7 +221,7 @@ class History:
         try:
             self.connection.execute("COMMIT")
         except sqlite3.Error as error:
-            self._fail(error, "write")
+            raise self._failure(error, "write") from None
 
     def record_archive(self, series: str, path: str, size: int, mtime: float, inode: int,
                        seen_at: float, verdict: str | None = None) -> ArchiveRecord:
