@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import fcntl
 import functools
 import os
 import re
@@ -77,6 +78,7 @@ LOAD_ACCOUNT_PREFIX = "cib_load_"
 _ERROR_LINE = re.compile(r"ERROR (\d+) \(([^)]*)\) at line (\d+)(?: in file: '[^']*')?: (.*)")
 _RECENT_PIECES = 4  # decompressed pieces kept to quote a failed statement
 _QUOTE_LIMIT = 160
+_PIPE_SIZE = 1 << 20  # Linux's default pipe-max-size
 _BLOCKED = {signal.SIGTERM, signal.SIGALRM, signal.SIGINT}
 
 
@@ -295,7 +297,6 @@ class _ClientFeeder:
         self.fd = fd
         self.also = also
         self.size = 0
-        self.lines = 0
         self.recent: collections.deque[tuple[int, bytes, int, int]] = collections.deque(maxlen=_RECENT_PIECES)
         self.broken = False
         self.guard = DumpGuard(self._send)
@@ -303,8 +304,7 @@ class _ClientFeeder:
     def write(self, data: bytes, start: int, end: int) -> None:
         if self.also is not None:
             self.also.write(data, start, end)
-        self.recent.append((self.lines, data, start, end))
-        self.lines += data.count(b"\n", start, end)
+        self.recent.append((self.guard.line, data, start, end))  # lines before this piece
         self.size += end - start
         self.guard.write(data, start, end)
 
@@ -373,6 +373,8 @@ def _load(archive: str, settings: DatabaseSettings, database: str, *, program: s
     stderr: list[bytes] = []
     reader = threading.Thread(target=lambda: stderr.append(process.stderr.read()), daemon=True)
     reader.start()
+    with contextlib.suppress(OSError):  # room for the client to go on while a line is checked
+        fcntl.fcntl(process.stdin.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
     feeder = _ClientFeeder(process.stdin.fileno(), also)
     try:
         with deadline.current.stage(f"loading {os.path.basename(archive)} into {database}"):

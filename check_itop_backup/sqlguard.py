@@ -18,9 +18,10 @@ and raises ``HostileDumpError``, naming the line, at the first of:
 * a line that names ``NO_BACKSLASH_ESCAPES`` (the client would then split strings
   differently) or, outside an INSERT, is longer than 16 MiB.
 
-mysqldump escapes newlines inside values, so an extended INSERT is one line. With
-``check_inserts=False`` (the verification pass, which must keep up with inflation) a line
-that begins an ``INSERT INTO `…``` statement is passed over unread; the load reads it too.
+mysqldump writes an extended INSERT on one line, mariadb-dump its head and then one row per
+line (starting with ``(``); both escape newlines inside values. With ``check_inserts=False``
+(the verification pass, which must keep up with inflation) the lines of a plain ``INSERT INTO
+`…``` statement are passed over unread; the load reads them too, whole lines of rows at once.
 
 >>> guard = DumpGuard()
 >>> dump = b"SET NAMES utf8mb4;\\nINSERT INTO `t` VALUES (1,'a\\\\! b');\\nUSE `live`;\\n"
@@ -58,8 +59,11 @@ _CLOSING = {_SQUOTE: b"'", _DQUOTE: b'"', _BTICK: b"`"}
 _OPENING = {b"'"[0]: _SQUOTE, b'"'[0]: _DQUOTE, b"`"[0]: _BTICK}
 # Statement text up to the next byte that needs a decision; with strings and identifiers too.
 _PLAIN = re.compile(rb"(?:[^'\"`\\#/;\s-]++|-(?!-)|/(?!\*))*+")
-_RUN = re.compile(rb"(?:[^'\"`\\#/;-]++|-(?!-)|/(?!\*)|'(?:[^'\\]++|\\.|'')*+'"
-                  rb"|\"(?:[^\"\\]++|\\.|\"\")*+\"|`(?:[^`]++|``)*+`)*+", re.S)
+_RUN = re.compile(rb"(?:[^'\"`\\#/;-]++|-(?!-)|/(?!\*)|'[^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+'"
+                  rb"|\"[^\"\\]*+(?:(?:\\.|\"\")[^\"\\]*+)*+\"|`(?:[^`]++|``)*+`)*+", re.S)
+# Plain rows over several lines: no quoted text runs over a line end (mysqldump escapes newlines).
+_ROWS = re.compile(rb"(?:[^'\"`\\#/;-]++|-(?!-)|/(?!\*)|'[^'\\\n]*+(?:(?:\\[^\n]|'')[^'\\\n]*+)*+'"
+                   rb"|\"[^\"\\\n]*+(?:(?:\\[^\n]|\"\")[^\"\\\n]*+)*+\"|`(?:[^`\n]++|``)*+`)*+")
 _INSIDE = {_SQUOTE: re.compile(rb"(?:[^'\\]++|\\.)*+", re.S),
            _DQUOTE: re.compile(rb"(?:[^\"\\]++|\\.)*+", re.S),
            _BTICK: re.compile(rb"[^`]*+")}
@@ -120,7 +124,11 @@ class DumpGuard:
         self._comment_end = b""
         self._delimiter = b";"
         self._head: bytearray | None = bytearray()  # the statement's text so far, None once judged
+        self._judged = b""  # the first word of the statement judged
         self._at_start = True
+        self._in_rows = False  # without check_inserts: inside the rows of an INSERT passed over
+        self._ended_at = -1  # where the last statement ended in the line being read
+        self._out: tuple[bytes, int, int] | None = None  # what passed, not yet emitted
 
     def write(self, data: bytes, start: int, end: int) -> None:
         """Take ``data[start:end]`` as the next piece of the dump; raise HostileDumpError."""
@@ -136,6 +144,10 @@ class DumpGuard:
                 continue
             if self._passes_over(data, position, end):
                 continue
+            if not self._pending and self._head is None and self._judged == b"INSERT":
+                position = self._rows(data, position, end)
+                if position >= end:
+                    break
             newline = data.find(b"\n", position, end)
             stop = end if newline < 0 else newline + 1
             if self._pending or newline < 0:
@@ -147,6 +159,20 @@ class DumpGuard:
             else:
                 self._line(data, position, stop)
             position = stop
+        self._flush()
+
+    def _emit(self, data: bytes, start: int, end: int) -> None:
+        """Emit ``data[start:end]``, joined to what precedes it in the same piece: one write per piece."""
+        if self._out is not None and self._out[0] is data and self._out[2] == start:
+            self._out = (data, self._out[1], end)
+            return
+        self._flush()
+        self._out = (data, start, end)
+
+    def _flush(self) -> None:
+        if self._out is not None and self.emit is not None:
+            self.emit(*self._out)
+        self._out = None
 
     def finish(self) -> None:
         """The dump ended: check its last line when it has no newline."""
@@ -154,26 +180,50 @@ class DumpGuard:
             line = b"".join(self._pending)
             self._pending, self._pending_size = [], 0
             self._line(line, 0, len(line))
+        self._flush()
 
     def _passes_over(self, data: bytes, position: int, end: int) -> bool:
         """Without check_inserts: True (and the line is skipped) when the line starting here, or
-        held since the previous piece, begins a plain INSERT. Decided on its first bytes, so
-        that the verdict does not depend on where the pieces are cut."""
-        if self.check_inserts or not self._at_start or self._state != _NORMAL or self._pending_size >= _HEAD:
+        held since the previous piece, begins a plain INSERT, or is one of its rows (mariadb-dump
+        writes each row on a line of its own, starting with "("). Decided on the first bytes of
+        the line, so that the verdict does not depend on where the pieces are cut."""
+        if self.check_inserts or self._state != _NORMAL or self._pending_size >= _HEAD:
             return False
-        head = b"".join(self._pending) + data[position:min(end, position + _HEAD)]
-        if _PLAIN_INSERT.match(head) is None:
-            return False  # not one, or too few bytes yet: held with the rest of the line
-        self._pending, self._pending_size = [], 0
+        if self._in_rows and not self._pending:
+            if data[position] != 40:  # "(": the INSERT goes on otherwise: read the line
+                self._in_rows = False
+                return False
+        elif not self._at_start:
+            return False
+        else:
+            head = b"".join(self._pending) + data[position:min(end, position + _HEAD)]
+            if _PLAIN_INSERT.match(head) is None:
+                return False  # not one, or too few bytes yet: held with the rest of the line
+            self._pending, self._pending_size = [], 0
         self._skipping = True
         self._at_start = False
         return True
+
+    def _rows(self, data: bytes, position: int, end: int) -> int:
+        """Inside an INSERT, pass whole lines of plain rows at once (one regex run, no line loop);
+        return where the line-by-line reading goes on."""
+        if self._state != _NORMAL:
+            return position
+        stop = _ROWS.match(data, position, end).end()
+        last = data.rfind(b"\n", position, stop)
+        if last < 0:
+            return position
+        self.line += data.count(b"\n", position, last + 1)
+        if self.emit is not None:
+            self._emit(data, position, last + 1)
+        return last + 1
 
     def _end_skipped_line(self, last: int) -> None:
         self._skipping = False
         self.line += 1
         self._at_start = last == b";"[0] or last == b"\r"[0]
-        self._head = bytearray() if self._at_start else None
+        self._in_rows = not self._at_start
+        self._head, self._judged = (bytearray(), b"") if self._at_start else (None, b"INSERT")
 
     def _hold(self, data: bytes, start: int, stop: int) -> None:
         self._pending.append(data[start:stop])
@@ -188,22 +238,34 @@ class DumpGuard:
         """Check one whole line (with its newline, unless the dump's last) and emit it."""
         number = self.line + 1
         end = stop - 1 if data[stop - 1] == 10 else stop
-        if not (self._at_start and data.startswith(_INSERT_HEAD, start, end)):
-            if stop - start > MAX_LINE:
-                raise HostileDumpError(number, f"a line longer than {MAX_LINE >> 20} MiB outside an INSERT",
-                                  data[start:start + _QUOTE])
-            if _NO_BACKSLASH_ESCAPES.search(data, start, end):
-                raise HostileDumpError(number, "NO_BACKSLASH_ESCAPES would change how the client splits "
-                                  "statements", data[start:end])
+        in_insert = (data.startswith(_INSERT_HEAD, start, end) if self._at_start
+                     else self._kind() == b"INSERT")
+        if not in_insert and stop - start > MAX_LINE:
+            raise HostileDumpError(number, f"a line longer than {MAX_LINE >> 20} MiB outside an INSERT",
+                                   data[start:start + _QUOTE])
+        self._ended_at = -1
         self._lex(data, start, end, number)
+        # Inside an INSERT the text is data; a statement that begins after it on the line is not.
+        if (not in_insert or (self._ended_at >= 0 and data[self._ended_at:end].strip())) \
+                and _NO_BACKSLASH_ESCAPES.search(data, start, end):
+            raise HostileDumpError(number, "NO_BACKSLASH_ESCAPES would change how the client splits "
+                                   "statements", data[start:end])
         self.line = number
-        if self.emit is not None:
-            if b"DEFINER" in data[start:stop] and not data.startswith(_INSERT_HEAD, start, end):
-                text = _DEFINER.sub("", data[start:stop].decode("utf-8", "surrogateescape"))
-                rewritten = text.encode("utf-8", "surrogateescape")
-                self.emit(rewritten, 0, len(rewritten))
-            else:
-                self.emit(data, start, stop)
+        if self.emit is None:
+            return
+        if not in_insert and data.find(b"DEFINER", start, stop) >= 0:
+            text = _DEFINER.sub("", data[start:stop].decode("utf-8", "surrogateescape"))
+            rewritten = text.encode("utf-8", "surrogateescape")
+            self._emit(rewritten, 0, len(rewritten))
+        else:
+            self._emit(data, start, stop)
+
+    def _kind(self) -> bytes:
+        """The first word of the statement being read (b"" before it)."""
+        if self._head is None:
+            return self._judged
+        words = bytes(self._head).replace(b"*/", b" ").split(None, 1)
+        return words[0].upper() if words else b""
 
     def _lex(self, data: bytes, position: int, end: int, number: int) -> None:
         line_start = position
@@ -309,7 +371,7 @@ class DumpGuard:
             return position + 2
         if byte == 59:  # ";"
             if self._delimiter == b";" or data.startswith(b";;", position, end):
-                self._statement_end(number, data, line_start)
+                self._statement_end(number, data, line_start, position + len(self._delimiter))
                 return position + len(self._delimiter)
             self._at_start = False
             return position + 1
@@ -322,11 +384,12 @@ class DumpGuard:
             self._head += b" "
         return position + 1
 
-    def _statement_end(self, number: int, data: bytes, line_start: int) -> None:
+    def _statement_end(self, number: int, data: bytes, line_start: int, position: int) -> None:
         if self._head is not None:
             self._judge(number, data, line_start)
-        self._head = bytearray()
+        self._head, self._judged = bytearray(), b""
         self._at_start = True
+        self._ended_at = position
 
     def _judge(self, number: int, data: bytes, line_start: int) -> None:
         """Judge the statement by its first words; from then on its text is only lexed."""
@@ -334,7 +397,7 @@ class DumpGuard:
         self._head = None
         if not head:
             return
-        first = head.split(None, 1)[0].upper()
+        first = self._judged = head.split(None, 1)[0].upper()
         shown = data[line_start:line_start + _QUOTE]
         if first not in DUMP_STATEMENTS:
             kind = first.decode("utf-8", "replace")
