@@ -12,7 +12,8 @@ from tests.archive_corpus import itop_member
 
 SQL_BYTES = st.sampled_from([b"'", b'"', b"`", b"\\", b"#", b"-", b"--", b"-- ", b"/*", b"*/", b"/*!40101 ",
                              b"/*M!100000 ", b";", b";;", b"\n", b" ", b"INSERT INTO `t` VALUES (", b"),(",
-                             b"SET x=1", b"USE ", b" VALUES\n(", b"),\n(", b");\n", b"DELIMITER ;;\n", b"DELIMITER ;\n", b"CREATE DATABASE ",
+                             b"SET x=1", b"USE ", b" VALUES\n(", b"),\n(", b");\n",
+                             b"DELIMITER ;;\n", b"DELIMITER ;\n", b"CREATE DATABASE ",
                              b"CREATE TABLE `a`.`b` (", b"system ", b"\\! ",
                              b"abc", b"0x1F", b"\xc3\xa9", b"\xff"])
 
