@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import nagiosplugin
 
@@ -64,10 +64,37 @@ baseline), baseline (B, median of earlier good archives), size_z (robust z-score
 """
 
 
+RANGE = "RANGE"  # the metavar of every option taking a Nagios range
+
+
+def takes_range(action: argparse.Action) -> bool:
+    """True for an option whose value is a Nagios range, which may start with ``-``."""
+    return action.metavar == RANGE
+
+
 class UnknownExitParser(argparse.ArgumentParser):
-    """An argument parser that exits UNKNOWN (3), as monitoring plugins must, not 2 (CRITICAL)."""
+    """An argument parser that exits UNKNOWN (3), as monitoring plugins must, not 2 (CRITICAL).
+
+    A range option's value may start with ``-`` (``--warning-change -30:100``), which argparse
+    takes for an option: such a pair is joined into ``--warning-change=-30:100`` first.
+    """
 
     wants_json = False  # set by check_main from the raw arguments: errors come before parsing ends
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        return super().parse_known_args(self._join_ranges(sys.argv[1:] if args is None else args),
+                                        namespace)
+
+    def _join_ranges(self, args: Sequence[str]) -> list[str]:
+        options = {o for action in self._actions if takes_range(action) for o in action.option_strings}
+        joined: list[str] = []
+        for arg in args:
+            if joined and joined[-1] in options and arg.startswith("-") and not arg.startswith("--"):
+                joined[-1] += "=" + arg
+            else:
+                joined.append(arg)
+        return joined
 
     def error(self, message: str) -> None:
         if self.wants_json:  # Zabbix reads stdout only: one JSON object, exit 0
@@ -128,10 +155,10 @@ def build_check_parser() -> argparse.ArgumentParser:
                             "(default %(default)s)")
     trend.add_argument("--min-history", metavar="N", type=positive_int, default=3,
                        help="fewer earlier archives than this: OK, learning (default %(default)s)")
-    trend.add_argument("--warning-change", metavar="RANGE", default="-20:100",
+    trend.add_argument("--warning-change", metavar=RANGE, default="-20:100",
                        help="WARNING when the size change vs the baseline, in percent, is outside "
                             "RANGE (default %(default)s: shrunk by 20%% or grown by 100%%)")
-    trend.add_argument("--critical-change", metavar="RANGE", default="-50:300",
+    trend.add_argument("--critical-change", metavar=RANGE, default="-50:300",
                        help="CRITICAL when the size change is outside RANGE (default %(default)s)")
     trend.add_argument("--size-reduction-max", metavar="PCT",
                        help="CRITICAL when the archive is more than PCT%% smaller than the previous "
