@@ -4,7 +4,8 @@ Each subcommand lives in its own module, listed in ``SUBCOMMANDS``, which provid
 ``add_arguments(parser)`` and ``run(args) -> int``. Those modules keep their top-level
 imports light (heavy ones go inside ``run``), because every module is imported to build
 the parser. Exit status: 0 success, 1 failure (one line on stderr saying why), 2 bad usage.
-Whatever escapes a subcommand (Ctrl-C outside a run, a bug) is one line and exit 1 too.
+Whatever escapes a subcommand (Ctrl-C outside a run, a bug) is one line and exit 1 too; a
+reader of the output that goes away (``| head -1``) ends it quietly, exit 1.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import importlib
 import sys
 
 from check_itop_backup import __version__
+from check_itop_backup.closedpipe import quiet_when_stdout_closes, stdout_gone
 
 # subcommand name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -42,14 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def backup_main(argv: list[str] | None = None) -> None:
     """Entry point of ``itop-backup``: parse, run the subcommand, exit with its status."""
-    args = build_parser().parse_args(argv)
-    prog = f"itop-backup {args.command}"
-    try:
-        status = args.run(args)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        status = 1
-    except Exception as error:  # noqa: BLE001 - even a bug is one line, not a traceback
-        print(f"{prog}: internal error: {type(error).__name__}: {error}", file=sys.stderr)
-        status = 1
-    sys.exit(status)
+    with quiet_when_stdout_closes(1):
+        args = build_parser().parse_args(argv)
+        prog = f"itop-backup {args.command}"
+        try:
+            status = args.run(args)
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr)
+            status = 1
+        except Exception as error:  # noqa: BLE001 - even a bug is one line, not a traceback
+            if isinstance(error, BrokenPipeError) and stdout_gone():
+                raise  # nobody reads the output (… | head -1): end quietly
+            print(f"{prog}: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+            status = 1
+        sys.exit(status)

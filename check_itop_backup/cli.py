@@ -11,11 +11,12 @@ import argparse
 import logging
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import nagiosplugin
 
 from check_itop_backup import __version__, deadline
+from check_itop_backup.closedpipe import quiet_when_stdout_closes, stdout_gone
 from check_itop_backup.config import (
     DEFAULT_GRACE,
     DEFAULT_HISTORY,
@@ -29,7 +30,7 @@ from check_itop_backup.deadline import Deadline, StageTimeoutError
 from check_itop_backup.history import History, HistoryError
 from check_itop_backup.probe import ItopBackup, record_verdict
 from check_itop_backup.ticket_settings import TicketSettings, add_ticket_arguments, ticket_settings
-from check_itop_backup.units import format_duration, parse_timeout, positive_int
+from check_itop_backup.units import format_duration, non_negative_int, parse_timeout, positive_int
 from check_itop_backup.verdict import (
     AgeContext,
     ArchiveContext,
@@ -50,24 +51,61 @@ UNKNOWN = 3
 log = logging.getLogger("check_itop_backup")
 
 DESCRIPTION = """\
-Check the newest iTop backup archive: there, on time for the schedule, old and big enough.
+Check the newest iTop backup archive: there, on time for the schedule, old and
+big enough.
 
-States: CRITICAL when the archive of the last scheduled backup (its grace period over) is
-missing, empty or not above --size-min; WARNING/CRITICAL when older than --warning-age /
---critical-age; UNKNOWN when the check cannot tell (bad arguments, unreadable directory or
-config, timeout). An archive modified in the last --settle seconds is still being written:
-the previous one is judged instead.
+States: CRITICAL when the archive of the last scheduled backup (its grace
+period over) is missing, empty or not above --size-min; WARNING/CRITICAL when
+older than --warning-age / --critical-age; UNKNOWN when the check cannot tell
+(bad arguments, unreadable directory or config, timeout). An archive modified
+in the last --settle seconds is still being written: the previous one is
+judged instead.
 
-Perfdata: age (s, since the archive was last written), size (B), size_change (%, vs the
-baseline), baseline (B, median of earlier good archives), size_z (robust z-score), history
-(archives recorded for this pattern).
+Perfdata: age (s, since the archive was last written), size (B), size_change
+(%, vs the baseline), baseline (B, median of earlier good archives), size_z
+(robust z-score), history (archives recorded for this pattern).
 """
 
 
+RANGE = "RANGE"  # the metavar of every option taking a Nagios range
+
+
+def takes_range(action: argparse.Action) -> bool:
+    """True for an option whose value is a Nagios range, which may start with ``-``."""
+    return action.metavar == RANGE
+
+
+class ParagraphFormatter(argparse.HelpFormatter):
+    """Fill each paragraph of a description to the terminal's width (80 columns fit)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(super(ParagraphFormatter, self)._fill_text(paragraph, width, indent)
+                             for paragraph in text.split("\n\n"))
+
+
 class UnknownExitParser(argparse.ArgumentParser):
-    """An argument parser that exits UNKNOWN (3), as monitoring plugins must, not 2 (CRITICAL)."""
+    """An argument parser that exits UNKNOWN (3), as monitoring plugins must, not 2 (CRITICAL).
+
+    A range option's value may start with ``-`` (``--warning-change -30:100``), which argparse
+    takes for an option: such a pair is joined into ``--warning-change=-30:100`` first.
+    """
 
     wants_json = False  # set by check_main from the raw arguments: errors come before parsing ends
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        return super().parse_known_args(self._join_ranges(sys.argv[1:] if args is None else args),
+                                        namespace)
+
+    def _join_ranges(self, args: Sequence[str]) -> list[str]:
+        options = {o for action in self._actions if takes_range(action) for o in action.option_strings}
+        joined: list[str] = []
+        for arg in args:
+            if joined and joined[-1] in options and arg.startswith("-") and not arg.startswith("--"):
+                joined[-1] += "=" + arg
+            else:
+                joined.append(arg)
+        return joined
 
     def error(self, message: str) -> None:
         if self.wants_json:  # Zabbix reads stdout only: one JSON object, exit 0
@@ -84,7 +122,7 @@ class UnknownExitParser(argparse.ArgumentParser):
 
 def build_check_parser() -> argparse.ArgumentParser:
     parser = UnknownExitParser(prog="check_itop_backup", description=DESCRIPTION,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+                               formatter_class=ParagraphFormatter)
     where = parser.add_argument_group("which archive")
     where.add_argument("-f", "--backup-file", metavar="PATTERN",
                        help="archive name pattern as in iTop: strftime codes and __HOST__, __DB__, "
@@ -128,17 +166,17 @@ def build_check_parser() -> argparse.ArgumentParser:
                             "(default %(default)s)")
     trend.add_argument("--min-history", metavar="N", type=positive_int, default=3,
                        help="fewer earlier archives than this: OK, learning (default %(default)s)")
-    trend.add_argument("--warning-change", metavar="RANGE", default="-20:100",
+    trend.add_argument("--warning-change", metavar=RANGE, default="-20:100",
                        help="WARNING when the size change vs the baseline, in percent, is outside "
                             "RANGE (default %(default)s: shrunk by 20%% or grown by 100%%)")
-    trend.add_argument("--critical-change", metavar="RANGE", default="-50:300",
+    trend.add_argument("--critical-change", metavar=RANGE, default="-50:300",
                        help="CRITICAL when the size change is outside RANGE (default %(default)s)")
     trend.add_argument("--size-reduction-max", metavar="PCT",
                        help="CRITICAL when the archive is more than PCT%% smaller than the previous "
                             "one (iTop's check_size_reduction_max)")
-    trend.add_argument("--retention-count", metavar="N", type=int,
+    trend.add_argument("--retention-count", metavar="N", type=non_negative_int,
                        help="archives kept by iTop's retention (default: the config's "
-                            "retention_count): WARNING when fewer are found")
+                            "retention_count; 0: no check): WARNING when fewer are found")
     judge.add_argument("--settle", metavar="SECONDS", default=str(int(DEFAULT_SETTLE)),
                        help="an archive modified less than this ago is still being written "
                             "(default %(default)s)")
@@ -309,37 +347,43 @@ def _unknown_answer(args: argparse.Namespace, message: str) -> tuple[str, int]:
     return f"{PLUGIN} UNKNOWN - {message}\n", UNKNOWN
 
 
-def _discover(directory: str) -> int:
+def _discover(args: argparse.Namespace) -> int:
     from check_itop_backup.discover import DiscoveryError, discovery_json
 
     try:
-        print(discovery_json(directory))
+        print(discovery_json(args.discover))
     except DiscoveryError as error:
-        print(f"{PLUGIN} UNKNOWN - {error}")
-        return UNKNOWN
+        return _unknown(args, str(error))
     return 0
 
 
 def check_main(argv: list[str] | None = None) -> None:
     """Entry point of ``check_itop_backup``."""
-    parser = build_check_parser()
-    raw = sys.argv[1:] if argv is None else argv
-    parser.wants_json = "--format=json" in raw or ["--format", "json"] in map(list, zip(raw, raw[1:]))
-    args = parser.parse_args(argv)
-    if args.discover:
-        sys.exit(_discover(args.discover))
+    with quiet_when_stdout_closes(UNKNOWN):
+        parser = build_check_parser()
+        raw = sys.argv[1:] if argv is None else argv
+        parser.wants_json = "--format=json" in raw or ["--format", "json"] in map(list, zip(raw, raw[1:]))
+        args = parser.parse_args(argv)
+        if args.discover is not None:  # an empty DIR (a Zabbix macro not set) is an error too
+            sys.exit(_discover(args))
+        sys.exit(_check(args))
+
+
+def _check(args: argparse.Namespace) -> int:
     runtime = _capture_logs(args.verbose)
     deadline.current = Deadline(args.timeout).start(lambda message: _unknown_answer(args, message))
     try:
-        status = _run(args, runtime)
+        return _run(args, runtime)
     except StageTimeoutError as error:
-        status = _unknown(args, str(error))
+        return _unknown(args, str(error))
     except (ConfigError, HistoryError) as error:
-        status = _unknown(args, str(error))
+        return _unknown(args, str(error))
     except Exception as error:  # noqa: BLE001 - a plugin must answer UNKNOWN, not crash
+        if isinstance(error, BrokenPipeError) and stdout_gone():
+            raise  # nobody reads the answer: quiet_when_stdout_closes ends the run
         status = _unknown(args, f"internal error: {type(error).__name__}: {error}")
         if args.verbose:
             print(traceback.format_exc(), end="")
+        return status
     finally:
         deadline.current.cancel()
-    sys.exit(status)

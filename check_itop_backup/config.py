@@ -20,7 +20,7 @@ from check_itop_backup.history import ENV_VAR as HISTORY_ENV
 from check_itop_backup.naming import SCHEDULED_FORMAT, NamePattern, PatternError, host_of
 from check_itop_backup.paramfile import ParamFileError, load_param_files
 from check_itop_backup.schedule import DEFAULT_TIME, EVERY_DAY, Schedule, ScheduleError
-from check_itop_backup.units import parse_duration, parse_size
+from check_itop_backup.units import parse_duration, parse_percent, parse_size
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def check_settings(args: Namespace) -> CheckSettings:
         min_history=args.min_history,
         warning_change=_percent_range(args.warning_change, "--warning-change"),
         critical_change=_percent_range(args.critical_change, "--critical-change"),
-        size_reduction_max=_parse(float, reduction_text.rstrip("% "), "--size-reduction-max")
+        size_reduction_max=_parse(parse_percent, reduction_text, "--size-reduction-max")
         if reduction_text else None,
         retention_count=_positive(retention, "retention_count"),
     )

@@ -31,6 +31,8 @@ def discover_instances(directory: str) -> list[dict[str, str]]:
 
     Hidden files, subdirectories and files not ending in ``.params`` are not instances.
     """
+    if not directory:  # the Zabbix macro of the directory left empty
+        raise DiscoveryError("--discover needs a directory of iTop param files (*.params)")
     try:
         names = sorted(os.listdir(directory))
     except OSError as error:

@@ -9,14 +9,18 @@ and a test keeps the two equal, so the CheckCommand cannot drift from ``--help``
 ``itop_backup_`` + the long option without ``--`` (dashes as underscores, a leading
 ``backup-`` dropped), its description is the option's ``--help`` text, switches use
 ``set_if``, repeatable options ``repeat_key``, and ``-v`` becomes the ``-v``/``-vv``/``-vvv``
-levels of ``itop_backup_verbose`` (0-3). Options that print something other than a check
-result (``NOT_EXPOSED``) are left out. ``timeout`` stays above the plugin's own default, so
-the plugin answers UNKNOWN naming the stage before Icinga kills it.
+levels of ``itop_backup_verbose`` (0-3); a range option passes ``--x=VALUE`` as one argument
+(``separator``), so that Icinga 2 runs ``--warning-change=-30:100``. Options that print
+something other than a check result (``NOT_EXPOSED``) are left out. ``timeout`` stays
+above the plugin's own default, so the plugin answers UNKNOWN naming the stage before Icinga
+kills it.
 """
 
 from __future__ import annotations
 
 import argparse
+
+from check_itop_backup.cli import build_check_parser, takes_range
 
 COMMAND = "itop_backup"
 NOT_EXPOSED = ("--help", "--version", "--print-expected", "--discover")
@@ -68,6 +72,8 @@ def _arguments(parser: argparse.ArgumentParser, action: argparse.Action) -> list
     if action.nargs == 0:
         return _argument(option, [("set_if", _quote(f"${name}$")), description])
     attributes = [("value", _quote(f"${name}$")), description]
+    if takes_range(action):  # one argument, --x=-30:100: a value starting with "-" is no option
+        attributes.append(("separator", '"="'))
     if isinstance(action, argparse._AppendAction):
         attributes.append(("repeat_key", "true"))
     return _argument(option, attributes)
@@ -104,6 +110,4 @@ def render(parser: argparse.ArgumentParser) -> str:
 
 
 if __name__ == "__main__":
-    from check_itop_backup.cli import build_check_parser
-
     print(render(build_check_parser()), end="")

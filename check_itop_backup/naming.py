@@ -3,7 +3,8 @@
 iTop (``DBBackup::MakeName``, 3.1+) replaces ``__HOST__``, ``__DB__`` and ``__SUBNAME__``
 first, then translates each ``%`` + letter token on its own into PHP ``DateTime::format``
 (English names, ``%e`` unpadded, ``%j`` 0-based). We add ``.tar.gz`` unless the pattern
-already ends with an archive extension. Pure code: no I/O, no clock; callers pass times.
+already ends with an archive extension. Pure code but for one stat (a pattern naming a
+directory is refused); no clock: callers pass times.
 
 >>> p = NamePattern.from_spec("/backups/__DB__-%Y-%m-%d_%H_%M", db="itop")
 >>> p.render(datetime(2026, 11, 26, 23, 30))
@@ -22,6 +23,7 @@ False
 
 from __future__ import annotations
 
+import os
 import re
 from collections import namedtuple
 from datetime import datetime, timedelta
@@ -145,9 +147,20 @@ class NamePattern(namedtuple("NamePattern", "pattern")):
     def from_spec(cls, spec: str, host: str = "", db: str = "", subname: str = "") -> NamePattern:
         """Fill ``__HOST__``, ``__DB__`` and ``__SUBNAME__`` (in iTop's order) in *spec*.
 
-        Raise PatternError for a path that is not UTF-8 (a directory named in another
+        Raise PatternError for ``__DB__`` without *db* (it would name ``-2026-….tar.gz``), a
+        *spec* naming a directory, and a path that is not UTF-8 (a directory named in another
         encoding): the history and the messages could not name its archives.
+
+        >>> NamePattern.from_spec("/backups/__DB__-%Y-%m-%d_%H_%M")
+        Traceback (most recent call last):
+        ...
+        check_itop_backup.naming.PatternError: __DB__ needs --db-name or --itop-config
         """
+        if "__DB__" in spec and not db:
+            raise PatternError("__DB__ needs --db-name or --itop-config")
+        if os.path.isdir(spec):
+            raise PatternError(f"-f names a directory: give a pattern, e.g. "
+                               f"{os.path.join(spec, SCHEDULED_FORMAT)}")
         filled = spec.replace("__HOST__", host).replace("__DB__", db).replace("__SUBNAME__", subname)
         try:
             filled.encode("utf-8")

@@ -179,6 +179,9 @@ def run_backup(job: BackupJob, progress: Callable[[int], None] | None = None) ->
         raise BackupError(f"cannot create the target directory {directory}: {error.strerror}") from None
     with deadline.current.stage(f"waiting for the lock of {directory}"), exclusive_lock(directory, job.wait):
         remove_stale_temporaries(directory)
+        if job.pattern.has_time_codes and os.path.lexists(archive):  # a literal name is replaced
+            raise BackupError(f"{archive} already exists (made by a run earlier in the same "
+                              f"{job.pattern.precision}): not replaced")
         try:
             with deadline.current.stage(f"asking the database server {job.database.host} about "
                                         f"{job.database.name}"):

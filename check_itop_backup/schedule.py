@@ -20,6 +20,7 @@ from dateutil import rrule
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 EVERY_DAY = ", ".join(WEEKDAYS)
+WORK_DAYS = ", ".join(WEEKDAYS[:5])  # iTop's setup default
 DEFAULT_TIME = "23:30"
 _TIME = re.compile(r"^\s*([01]\d|2[0-3]):([0-5]\d)(?::[0-5]\d)?\s*$")
 
@@ -42,12 +43,14 @@ class Schedule(namedtuple("Schedule", "weekdays hour minute")):
         >>> Schedule.parse("funday")
         Traceback (most recent call last):
         ...
-        check_itop_backup.schedule.ScheduleError: wrong format for setting 'week_days' (found 'funday')
+        check_itop_backup.schedule.ScheduleError: wrong format for setting 'week_days' (found 'funday'; \
+give day names separated by commas, e.g. 'monday, tuesday, wednesday, thursday, friday')
         """
         days = set()
         for token in (t.strip().lower() for t in week_days.split(",")):
             if token not in WEEKDAYS:
-                raise ScheduleError(f"wrong format for setting 'week_days' (found {token!r})")
+                raise ScheduleError(f"wrong format for setting 'week_days' (found {token!r}; give day "
+                                    f"names separated by commas, e.g. '{WORK_DAYS}')")
             days.add(WEEKDAYS.index(token))
         match = _TIME.match(time)
         if not match:

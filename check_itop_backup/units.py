@@ -68,6 +68,22 @@ def parse_timeout(text: str) -> float:
     return seconds
 
 
+def parse_percent(text: str) -> float:
+    """Return a percentage from 0 to 100 (``10``, ``12.5%``).
+
+    >>> parse_percent("12.5%")
+    12.5
+    >>> parse_percent("-5")
+    Traceback (most recent call last):
+    ...
+    check_itop_backup.units.UnitError: expected a percentage from 0 to 100, found '-5'
+    """
+    stripped = text.strip().removesuffix("%").strip()
+    if not re.fullmatch(r"\d+(?:\.\d+)?", stripped) or float(stripped) > 100:
+        raise UnitError(f"expected a percentage from 0 to 100, found {_short(text)}")
+    return float(stripped)
+
+
 def positive_int(text: str) -> int:
     """Return a whole number of at least 1 (a count of jobs or archives).
 

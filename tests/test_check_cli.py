@@ -205,7 +205,8 @@ def test_a_bad_option_exits_unknown_not_critical(tmp_path):
     ("--size-min", "huge", "--size-min: invalid size 'huge' (use e.g. 20000, 20MB, 20MiB)"),
     ("--timezone", "Mars/Olympus", "unknown timezone 'Mars/Olympus' (use an IANA name such as "
                                    "Europe/Paris)"),
-    ("--week-days", "funday", "wrong format for setting 'week_days' (found 'funday')"),
+    ("--week-days", "funday", "wrong format for setting 'week_days' (found 'funday'; give day names "
+     "separated by commas, e.g. 'monday, tuesday, wednesday, thursday, friday')"),
 ])
 def test_a_bad_value_exits_unknown_with_one_line(tmp_path, option, value, message):
     run = run_check("-f", tmp_path / "x.tar.gz", option, value)

@@ -34,7 +34,7 @@ from check_itop_backup import icinga_command
 from check_itop_backup.backup_cli import build_parser as build_runner_parser
 from check_itop_backup.cli import build_check_parser
 from check_itop_backup.schedule import EVERY_DAY, Schedule
-from tests.checkrun import ITOP_ARCHIVE, place_archive
+from tests.checkrun import ITOP_ARCHIVE, place_archive, run_check
 
 ROOT = Path(__file__).parent.parent
 CONTRIB = ROOT / "contrib"
@@ -188,36 +188,67 @@ object Service "itop-backup" {
   host_name = "itop.example.com"
   check_command = "itop_backup"
   check_interval = 1s
-  vars.itop_backup_file = "{archive}"
-  vars.itop_backup_history = "{history}"
-  vars.itop_backup_verbose = 2
+{vars}
 }
 """
 
 
-def test_icinga_runs_the_plugin_with_the_arguments_built_from_the_variables(tmp_path):
+def icinga_first_check(tmp_path: Path, variables: dict[str, object]) -> tuple[list[str], str]:
+    """Run Icinga 2 with the service's *variables* until its first check result.
+
+    Return the plugin's arguments as Icinga passed them, and the state Icinga gave the service.
+    """
     icinga2 = require("icinga2")
     plugin = installed_script("check_itop_backup")
-    archive = place_archive(tmp_path / "archives" / "itop.tar.gz", datetime.now() - timedelta(minutes=10))
     log = tmp_path / "icinga2.log"
     conf = tmp_path / "icinga2.conf"
+    lines = "\n".join(f"  vars.{name} = {json.dumps(value)}" for name, value in variables.items())
     conf.write_text(ICINGA_RUN_TREE.replace("{plugins}", str(Path(plugin).parent)).replace("{log}", str(log))
-                    .replace("{command}", str(COMMAND_CONF)).replace("{archive}", str(archive))
-                    .replace("{history}", str(tmp_path / "history.sqlite")))
+                    .replace("{command}", str(COMMAND_CONF)).replace("{vars}", lines))
     daemon = subprocess.Popen([icinga2, "daemon", "-c", str(conf), *icinga_defines(tmp_path)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         give_up = time.monotonic() + 30
-        while "hard state change" not in (text := log.read_text() if log.exists() else ""):
+        while not (state := re.search(r"'itop.example.com!itop-backup' \w+ state change from UNKNOWN "
+                                      r"to (\w+)", text := log.read_text() if log.exists() else "")):
             assert time.monotonic() < give_up and daemon.poll() is None, text
             time.sleep(0.2)
     finally:
         stop(daemon)
-
     command = re.search(r"Running command (.*): PID", text).group(1)
-    assert shlex.split(command) == [plugin, "--backup-file", str(archive),
-                                    "--history", str(tmp_path / "history.sqlite"), "-vv"]
-    assert "'itop.example.com!itop-backup' hard state change from UNKNOWN to OK" in text
+    return shlex.split(command)[1:], state.group(1)
+
+
+def test_icinga_runs_the_plugin_with_the_arguments_built_from_the_variables(tmp_path):
+    archive = place_archive(tmp_path / "archives" / "itop.tar.gz", datetime.now() - timedelta(minutes=10))
+    history = tmp_path / "history.sqlite"
+
+    argv, state = icinga_first_check(tmp_path, {"itop_backup_file": str(archive), "itop_backup_verbose": 2,
+                                                "itop_backup_history": str(history)})
+
+    assert argv == ["--backup-file", str(archive), "--history", str(history), "-vv"]
+    assert state == "OK"
+
+
+def test_icinga_passes_a_range_starting_with_a_minus_and_gets_its_verdict(tmp_path):
+    """A 25 % shrink: WARNING with the default -20:100, OK with the service's -30:100."""
+    history, pattern = tmp_path / "history.sqlite", tmp_path / "archives" / "itop-%Y-%m-%d_%H_%M"
+    due = Schedule.parse(EVERY_DAY, "23:30").last_due_slot(datetime.now(), timedelta(hours=2))
+    for days_before, size in [(7, 100_000), (6, 100_000), (5, 100_000), (4, 100_000), (0, 75_000)]:
+        slot = due - timedelta(days=days_before)
+        place_archive(Path(slot.strftime(f"{pattern}.tar.gz")), slot + timedelta(minutes=4), size=size)
+        if days_before:  # the earlier archives, judged the morning after: the size history
+            learning = run_check("-f", pattern, "--history", history,
+                                 "--now", (slot + timedelta(hours=8)).isoformat())
+            assert learning.exit_code == 0, learning.stdout
+    assert run_check("-f", pattern, "--history", history).exit_code == 1  # -25 % is outside -20:100
+
+    argv, state = icinga_first_check(tmp_path, {"itop_backup_file": str(pattern),
+                                                "itop_backup_history": str(history),
+                                                "itop_backup_warning_change": "-30:100"})
+
+    assert argv[-1] == "--warning-change=-30:100"
+    assert state == "OK"
 
 
 def test_icinga_command_conf_is_the_one_rendered_from_the_probes_parser():
