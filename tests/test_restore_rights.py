@@ -7,6 +7,7 @@ when the load fails; the test restore says which GRANT it needs.
 
 from __future__ import annotations
 
+import os
 import secrets
 import tarfile
 import textwrap
@@ -39,7 +40,8 @@ def limited_account(mariadb_server, monkeypatch):
         yield (mariadb_server, dict(mariadb_server, user=user, password=password), database,
                lambda: monkeypatch.setenv(PASSWORD_ENV, password))
     finally:
-        execute(mariadb_server, None, f"DROP USER IF EXISTS '{user}'@'%'", f"DROP DATABASE IF EXISTS `{database}`")
+        execute(mariadb_server, None, f"DROP USER IF EXISTS '{user}'@'%'",
+                f"DROP DATABASE IF EXISTS `{database}`")
 
 
 def previous_content(settings, database, replaced="t"):
@@ -96,7 +98,8 @@ def test_an_account_with_all_on_the_itop_database_only_restores_into_it(limited_
         f"itop-backup restore: warning: the dump was loaded as {account['user']}: a temporary account "
         f"restricted to {target} could not be created (Access denied; you need (at least one of) the "
         "CREATE USER privilege(s) for this operation)",
-        f"itop-backup restore: warning: 1 table(s) of {target} not in the dump were left as they are: previous"]
+        f"itop-backup restore: warning: 1 table(s) of {target} not in the dump were left as they are: "
+        "previous"]
     assert f"'db_name' => '{source}'" in live_config.read_text()  # the archive's config is in place
     assert not (tmp_path / "live" / "data" / ".maintenance").exists()
     assert cli("verify", saved, "--level", "dump") == 0  # the previous content, restorable
@@ -156,20 +159,20 @@ def test_the_test_restore_without_create_database_names_the_grant_it_needs(limit
 
 
 def test_the_probes_test_restore_without_the_grant_is_unknown(limited_account, tmp_path):
-    root, account, target, use_account = limited_account
+    root, account, target, _ = limited_account
     written = datetime(2026, 11, 26, 23, 34, tzinfo=ZoneInfo("Europe/Paris"))
     archive = write_archive(tmp_path / "itop-2026-11-26_23_30.tar.gz", itop_tar(dump=tiny_dump()))
-    import os
     os.utime(archive, (written.timestamp(), written.timestamp()))
     config = tmp_path / "config-itop.php"
     config.write_text(textwrap.dedent(f"""\
         <?php
-        $MySettings = array('db_host' => '{account['host']}:{account['port']}', 'db_user' => '{account['user']}',
-            'db_pwd' => '{account['password']}', 'db_name' => '{target}');
+        $MySettings = array('db_host' => '{account['host']}:{account['port']}',
+            'db_user' => '{account['user']}', 'db_pwd' => '{account['password']}', 'db_name' => '{target}');
         """))
 
-    run = run_check("-f", tmp_path / "__DB__-%Y-%m-%d_%H_%M", "--db-name", "itop", "--timezone", "Europe/Paris",
-                    "--now", "2026-11-27T10:00:00+01:00", "--itop-config", config, "--verify", "restore")
+    run = run_check("-f", tmp_path / "__DB__-%Y-%m-%d_%H_%M", "--db-name", "itop",
+                    "--timezone", "Europe/Paris", "--now", "2026-11-27T10:00:00+01:00",
+                    "--itop-config", config, "--verify", "restore")
 
     assert run.exit_code == 3, run.stdout
     assert "GRANT ALL ON `cib\\_scratch\\_%`.*" in run.status_line
