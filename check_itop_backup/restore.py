@@ -80,10 +80,15 @@ _RECENT_PIECES = 4  # decompressed pieces kept to quote a failed statement
 _QUOTE_LIMIT = 160
 _PIPE_SIZE = 1 << 20  # Linux's default pipe-max-size
 _BLOCKED = {signal.SIGTERM, signal.SIGALRM, signal.SIGINT}
+_ACCESS_DENIED = (1044, 1227)  # ER_DBACCESS_DENIED_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR
 
 
 class RestoreError(Exception):
     """The restore failed; the message is one line for people."""
+
+
+class ScratchRefusedError(RestoreError):
+    """The account may not create the scratch database; the message names the GRANT it needs."""
 
 
 class Sink(Protocol):
@@ -175,7 +180,8 @@ def load_account(settings: DatabaseSettings, database: str) -> Iterator[tuple[Da
                 cursor.execute("CREATE USER %s@%s IDENTIFIED BY %s", (name, host, password))
                 cursor.execute(f"GRANT ALL PRIVILEGES ON {quote_name(database)}.* TO %s@%s", (name, host))
             except pymysql.MySQLError as error:
-                cursor.execute("DROP USER IF EXISTS %s@%s", (name, host))
+                with contextlib.suppress(pymysql.MySQLError):  # (no right to drop it either)
+                    cursor.execute("DROP USER IF EXISTS %s@%s", (name, host))
                 refused = error.args[-1]
             else:
                 refused = ""
@@ -183,7 +189,7 @@ def load_account(settings: DatabaseSettings, database: str) -> Iterator[tuple[Da
         raise RestoreError(f"cannot prepare the load: {error.args[-1]}") from None
     if refused:
         yield settings, (f"the dump was loaded as {settings.user}: a temporary account restricted to "
-                         f"the scratch database could not be created ({refused})")
+                         f"{database} could not be created ({refused})")
         return
     try:
         yield dataclasses.replace(settings, user=name, password=password), ""
@@ -226,8 +232,7 @@ def scratch_database(settings: DatabaseSettings, prefix: str = SCRATCH_PREFIX,
     except DumpError as error:
         raise RestoreError(str(error)) from None
     try:
-        _execute(settings, f"CREATE DATABASE {quote_name(name)} CHARACTER SET utf8mb4 "
-                           "COLLATE utf8mb4_unicode_ci")
+        _create_scratch(settings, name, prefix)
         try:
             yield name
         finally:
@@ -235,6 +240,29 @@ def scratch_database(settings: DatabaseSettings, prefix: str = SCRATCH_PREFIX,
                 drop_database(settings, name)
     finally:
         lock.__exit__(None, None, None)
+
+
+def _create_scratch(settings: DatabaseSettings, name: str, prefix: str) -> None:
+    """Create the scratch database; raise ScratchRefusedError, naming the GRANT, when the
+    account has no right to (iTop's usual account has ALL on the iTop database only)."""
+    import pymysql
+
+    try:
+        with connect(settings) as connection, connection.cursor() as cursor:
+            try:
+                cursor.execute(f"CREATE DATABASE {quote_name(name)} CHARACTER SET utf8mb4 "
+                               "COLLATE utf8mb4_unicode_ci")
+            except pymysql.MySQLError as error:
+                if error.args[0] not in _ACCESS_DENIED:
+                    raise RestoreError(f"CREATE DATABASE {name} failed: {error.args[-1]}") from None
+                cursor.execute("SELECT CURRENT_USER()")
+                user, _, host = cursor.fetchone()[0].rpartition("@")
+                pattern = prefix.replace("_", "\\_") + "%"
+                raise ScratchRefusedError(
+                    f"{settings.user} may not create the scratch database {name} ({error.args[-1]}): "
+                    f"GRANT ALL ON `{pattern}`.* TO '{user}'@'{host}'") from None
+    except DumpError as error:
+        raise RestoreError(str(error)) from None
 
 
 @contextlib.contextmanager
@@ -530,12 +558,16 @@ class RestoreResult:
     swap: SwapResult
     files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    path: str = ""  # one line: through a scratch database, or into the target itself
 
 
 def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = False, itop_root: str = "",
-                    environment: str = "production", bindir: str = "") -> RestoreResult:
+                    environment: str = "production", bindir: str = "", keep_dir: str = "") -> RestoreResult:
     """Restore *archive* into ``settings.name`` (and its files into *itop_root* when given).
 
+    Through a scratch database swapped in, or, when the account may not create one, into the
+    target itself (inplace.py: its previous content saved first into *keep_dir*, default the
+    archive's directory, and put back when the load fails).
     Raise RestoreError (target database and files unchanged) when the archive does not verify,
     the target has tables and not *force*, or the load fails; OSError when the archive cannot
     be read. ``StageTimeoutError`` (timeout, SIGTERM) passes through; the scratch database,
@@ -565,15 +597,23 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
                 journal = stack.enter_context(FilesJournal(itop_root, token, environment))
                 stack.enter_context(maintenance_mode(itop_root, journal))
                 files = stack.enter_context(StagedFiles(itop_root, environment, staging=journal.staging))
-            with scratch_database(settings, token=token) as scratch:
-                loaded = load_dump(archive, settings, scratch, program=program, version=version, files=files)
-                if files:
-                    files.check_placement()
-                with deadline.current.stage(f"swapping the restored tables into {settings.name}"):
-                    if existing is None:  # created only now: a failed load leaves no empty database
-                        _execute(settings, f"CREATE DATABASE IF NOT EXISTS {quote_name(settings.name)} "
-                                           "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-                    swapped = swap_into(settings, scratch)
+            try:
+                loaded, swapped = _through_scratch(archive, settings, existing, token=token, program=program,
+                                                   version=version, files=files)
+                path = (f"path: loaded into the scratch database {SCRATCH_PREFIX}{token}, then swapped "
+                        f"into {settings.name} atomically")
+            except ScratchRefusedError:
+                from check_itop_backup.inplace import load_in_place
+
+                config = os.path.join(itop_root, "conf", environment, "config-itop.php") if itop_root else ""
+                done = load_in_place(archive, settings, existing, report.tables, token=token, program=program,
+                                     version=version, files=files,
+                                     keep_dir=keep_dir or os.path.dirname(os.path.abspath(archive)),
+                                     config_path=config if os.path.isfile(config) else "")
+                loaded, swapped = done.load, done.swap
+                saved = f"; its previous content is in {done.saved}" if done.saved else ""
+                path = (f"path: loaded into {settings.name} itself, as iTop's restore does (this account "
+                        f"may not create a scratch database){saved}")
             if files and journal:
                 journal.note(swapped=True)
                 _place(files, settings.name, swapped)
@@ -587,7 +627,22 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
         warnings.append(f"{len(swapped.kept)} table(s) of {settings.name} not in the dump were left "
                         f"as they are: {', '.join(swapped.kept)}")
     warnings += [f"link member {name} was not restored" for name in skipped]
-    return RestoreResult(archive, settings.name, loaded, swapped, placed, tuple(warnings))
+    return RestoreResult(archive, settings.name, loaded, swapped, placed, tuple(warnings), path)
+
+
+def _through_scratch(archive: str, settings: DatabaseSettings, existing: list[str] | None, *, token: str,
+                     program: str, version: str, files: Any) -> tuple[LoadResult, SwapResult]:
+    """Load into a scratch database, then swap it into the target; ScratchRefusedError when the
+    account may not create one (nothing touched)."""
+    with scratch_database(settings, token=token) as scratch:
+        loaded = load_dump(archive, settings, scratch, program=program, version=version, files=files)
+        if files:
+            files.check_placement()
+        with deadline.current.stage(f"swapping the restored tables into {settings.name}"):
+            if existing is None:  # created only now: a failed load leaves no empty database
+                _execute(settings, f"CREATE DATABASE IF NOT EXISTS {quote_name(settings.name)} "
+                                   "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            return loaded, swap_into(settings, scratch)
 
 
 def _place(files, target: str, swapped: SwapResult) -> None:

@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     database.add_argument("--force", action="store_true",
                           help="replace the tables of a target database that has tables (the dump's "
                                "tables are swapped in atomically; others are left as they are)")
+    database.add_argument("--keep-previous-in", metavar="DIR",
+                          help="when the account may not create a scratch database, the restore loads "
+                               "into the target itself, after saving its content as an archive in DIR "
+                               "(default: the archive's directory), put back if the load fails")
     files = parser.add_argument_group("iTop files")
     files.add_argument("--itop-root", metavar="DIR",
                        help="also restore config-itop.php (0440), delta.xml, <env>-modules/ and extra "
@@ -57,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     with guarded_run(args.timeout) as failure:
         try:
             result = restore_archive(args.archive, settings, force=args.force, itop_root=args.itop_root or "",
-                                     environment=args.environment, bindir=args.mysql_bindir or "")
+                                     environment=args.environment, bindir=args.mysql_bindir or "",
+                                     keep_dir=args.keep_previous_in or "")
         except OSError as error:
             failure.append(f"cannot read {args.archive}: {error.strerror or error}")
         except RestoreError as error:
@@ -136,6 +141,7 @@ def _report(result) -> None:
     from check_itop_backup.units import format_size
 
     swap = result.swap
+    print(result.path)
     replaced = f"; {len(swap.replaced)} replaced" if swap.replaced else ""
     print(f"restored {result.archive} into {result.database}: {len(swap.tables)} tables, "
           f"{len(swap.views)} views, {len(swap.triggers)} triggers, dump "

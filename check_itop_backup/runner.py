@@ -7,7 +7,14 @@ successful rename. Every run, good or bad, is recorded in the history's ``runs``
 a history failure is only a warning, it never masks the run's own outcome.
 
 Members, in order: ``config-itop.php``, ``delta.xml``, ``<env>-modules/``, extra files at
-their iTop-relative paths, ``manifest.json``, ``itop-dump.sql`` (last, as iTop writes it).
+their iTop-relative paths, the manifest, ``itop-dump.sql`` (last, as iTop writes it).
+
+The manifest (JSON: tables, row counts, the dump's size and SHA-256) is the ``comment``
+record of a PAX global header, not a file member: iTop's restore moves every file it does
+not know to ``<itop-root>/<name>`` (a ``manifest.json`` member became a web-served file),
+while its tar reader skips PAX headers (Archive_Tar's ``_extractList``) and GNU tar,
+bsdtar and Python's tarfile ignore ``comment`` records. Archives written before keep their
+``manifest.json`` member, which the verifier still reads.
 """
 
 from __future__ import annotations
@@ -38,12 +45,18 @@ from check_itop_backup.dump import (
 )
 from check_itop_backup.naming import NamePattern
 from check_itop_backup.retention import select_expired
-from check_itop_backup.tarstream import TarGzWriter, needs_own_restore
+from check_itop_backup.tarstream import (
+    PAX_GLOBAL_NAME,
+    PAX_GLOBAL_TYPE,
+    TarGzWriter,
+    needs_own_restore,
+    pax_record,
+)
 
 _log = logging.getLogger(__name__)
 
 DUMP_MEMBER = "itop-dump.sql"
-MANIFEST_MEMBER = "manifest.json"
+MANIFEST_LABEL = f"{PAX_GLOBAL_NAME} (the manifest: a PAX 'comment' record, never extracted)"
 TEMP_PREFIX = ".itop-backup-"
 TEMP_SUFFIX = ".tmp"
 LOCK_NAME = ".itop-backup.lock"
@@ -122,7 +135,7 @@ def plan(job: BackupJob) -> Plan:
     except DumpError as error:
         raise BackupError(str(error)) from None
     command = dump_command(program, "--defaults-extra-file=<pipe>", job.database, facts)
-    names = tuple(m.name for m in members_of(job)) + (MANIFEST_MEMBER, DUMP_MEMBER)
+    names = tuple(m.name for m in members_of(job)) + (MANIFEST_LABEL, DUMP_MEMBER)
     return Plan(job.pattern.render(naming_time(job)), command, names, facts)
 
 
@@ -285,7 +298,7 @@ def _fill(output, job: BackupJob, facts: ServerFacts, program: str, members: lis
                 writer.add_file(member.name, member.source)
         manifest = _manifest(job, facts, _utc_now())
         placeholder = _manifest_bytes(manifest, size=10**20 - 1, sha256="0" * 64, finished=_utc_now())
-        reservation = writer.reserve_member(MANIFEST_MEMBER, len(placeholder))
+        reservation = writer.reserve_member(PAX_GLOBAL_NAME, len(pax_record("comment", placeholder)))
         with defaults_file_pipe(job.database.password) as (fd, option):
             dump = DumpProcess(dump_command(program, option, job.database, facts), pass_fds=(fd,))
         _log.info("dumping with: %s", " ".join(dump.command))
@@ -299,7 +312,8 @@ def _fill(output, job: BackupJob, facts: ServerFacts, program: str, members: lis
             _log.warning("the dump is %d bytes (64 GiB or more): iTop's own restore cannot read this "
                          "archive; restore it with itop-backup", summary.size)
         data = _manifest_bytes(manifest, summary.size, summary.sha256, _utc_now())
-        writer.fill(reservation, MANIFEST_MEMBER, data.ljust(len(placeholder)))
+        writer.fill(reservation, PAX_GLOBAL_NAME, pax_record("comment", data.ljust(len(placeholder))),
+                    PAX_GLOBAL_TYPE)
         writer.close()
     except DumpError as error:
         writer.abort()

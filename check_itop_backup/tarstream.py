@@ -45,6 +45,8 @@ MEMBER_HEADER_SIZE = _MEMBER_HEADER.size
 _TRAILER_SIZE = 8
 _LONGLINK = "././@LongLink"
 _NAME_LIMIT = 100
+PAX_GLOBAL_NAME = "pax_global_header"  # as git archive names it; iTop's reader needs a name here
+PAX_GLOBAL_TYPE = b"g"
 
 
 def octal_field(value: int, width: int) -> bytes:
@@ -79,6 +81,19 @@ def tar_header(name: str, size: int, mtime: float, mode: int = 0o644, kind: byte
         link_data = encoded + b"\0"
         prefix = _one_header(_LONGLINK.encode(), len(link_data), 0, 0o644, b"L") + _padded(link_data)
     return prefix + _one_header(encoded[:_NAME_LIMIT], size, mtime, mode, kind)
+
+
+def pax_record(key: str, value: bytes) -> bytes:
+    """Return one PAX extended header record: ``<length> <key>=<value>\\n``, the length counting itself.
+
+    >>> pax_record("comment", b"hi")
+    b'14 comment=hi\\n'
+    """
+    body = b" " + key.encode() + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:
+        length = len(str(length)) + len(body)
+    return str(length).encode() + body
 
 
 def _one_header(name: bytes, size: int, mtime: float, mode: int, kind: bytes) -> bytes:
@@ -299,9 +314,10 @@ class TarGzWriter:
         """Reserve a member of exactly *size* bytes whose content is given later to ``fill``."""
         return self._reserve(len(tar_header(name, size, self.mtime)) + size + (-size % BLOCK), size)
 
-    def fill(self, reservation: Reservation, name: str, data: bytes) -> None:
-        """Write member *name* holding *data* into *reservation* (*data* has the reserved size)."""
-        member = tar_header(name, len(data), self.mtime) + _padded(data)
+    def fill(self, reservation: Reservation, name: str, data: bytes, kind: bytes = b"0") -> None:
+        """Write member *name* holding *data* into *reservation* (*data* has the reserved size);
+        *kind* ``PAX_GLOBAL_TYPE`` makes it a PAX global header, *data* its records."""
+        member = tar_header(name, len(data), self.mtime, kind=kind) + _padded(data)
         if len(data) != reservation.size or len(member) != reservation.length:
             raise ValueError(f"{name}: {len(data)} bytes do not fit the reserved member")
         self._overwrite(reservation, member)

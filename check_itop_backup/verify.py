@@ -2,7 +2,7 @@
 
 ``verify_archive(path, level)`` reads the archive once, as a stream, in large reads and with
 bounded memory (no member is ever held whole, except ``config-itop.php`` and
-``manifest.json`` up to a small cap), and returns a ``VerificationReport``.
+the manifest up to a small cap), and returns a ``VerificationReport``.
 
 Levels (MONITORING.md §4, issue 4), each including the one before:
 
@@ -12,8 +12,9 @@ Levels (MONITORING.md §4, issue 4), each including the one before:
   are there; no member could write outside the restore directory.
 * ``dump``: ``itop-dump.sql`` is not empty, ends with mysqldump's ``-- Dump completed``
   trailer and holds ``CREATE TABLE`` statements (dumpscan.py); ``config-itop.php`` parses;
-  when a ``manifest.json`` member is present, the dump's size, SHA-256 and tables (views
-  aside) match it. The
+  when the archive carries our runner's manifest (the ``comment`` of a PAX global header;
+  a ``manifest.json`` member in archives written before), the dump's size, SHA-256 and
+  tables (views aside) match it. The
   SHA-256 is computed (on a helper thread) only for our runner's archives, recognised by
   their multi-member gzip stream or a manifest ahead of the dump: iTop's own archives have
   nothing to compare it with, and hashing would cost more than the 0.8x ``gzip -t`` budget.
@@ -59,7 +60,7 @@ from check_itop_backup.tarheader import (
     printable,
     root_name,
 )
-from check_itop_backup.tarstream import MEMBER_HEADER_SIZE, member_length
+from check_itop_backup.tarstream import MEMBER_HEADER_SIZE, PAX_GLOBAL_TYPE, member_length
 from check_itop_backup.units import format_size
 
 LEVELS = ("stat", "archive", "dump")  # cheapest first; the restore issue appends "restore"
@@ -179,6 +180,9 @@ class _Inspection:
             self.members.append(Member(root, size, kind.decode("ascii", "replace")))
         if root == DUMP_MEMBER:
             self.dump_size = size
+        if root == MANIFEST_MEMBER and (kind in REGULAR_TYPES or kind == PAX_GLOBAL_TYPE):
+            self.manifest = _Collector(MANIFEST_LIMIT)
+            return self.manifest
         if kind not in REGULAR_TYPES:
             return _Collector()
         if root in REQUIRED_MEMBERS:
@@ -190,9 +194,6 @@ class _Inspection:
         if root == CONFIG_MEMBER and self.level == "dump":
             self.config = _Collector(SMALL_MEMBER_LIMIT)
             return self.config
-        if root == MANIFEST_MEMBER:
-            self.manifest = _Collector(MANIFEST_LIMIT)
-            return self.manifest
         return _Collector()
 
     def check_archive(self) -> None:
@@ -464,7 +465,29 @@ class _TarWalker:
             if kind == b"x":
                 self._pending.update({key: records[key] for key in ("path", "linkpath", "size")
                                       if key in records})
-            self._warn("archive uses PAX extended headers, which iTop's restore skips")
+            manifest = runner_manifest(records) if kind == PAX_GLOBAL_TYPE else None
+            if manifest is not None:
+                sink = self.inspection.open_member(MANIFEST_MEMBER, len(manifest), kind)
+                sink.write(manifest, 0, len(manifest))
+            if set(records) - {"comment"}:
+                self._warn("archive uses PAX extended headers, which iTop's restore skips")
+
+
+def runner_manifest(records: dict[str, str]) -> bytes | None:
+    """Return our runner's manifest from the records of a PAX global header (its ``comment``),
+    or None when there is none (no comment, or another tool's, e.g. git archive's commit id).
+
+    >>> runner_manifest({"comment": '{"tool": "check_itop_backup"}'}), runner_manifest({"comment": "1a2b"})
+    (b'{"tool": "check_itop_backup"}', None)
+    """
+    comment = records.get("comment", "")
+    try:
+        manifest = json.loads(comment) if comment.lstrip().startswith("{") else None
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(manifest, dict) and manifest.get("tool") == "check_itop_backup":
+        return comment.encode("utf-8", "surrogateescape")
+    return None
 
 
 def _inflate_member(member: bytes) -> bytes | None:
