@@ -91,3 +91,14 @@ def test_tests_run_from_the_unpacked_sdist_pass(sdist):
     closing = tested.stdout.strip().splitlines()[-1]
     assert tested.returncode == 0, tested.stdout[-3000:]
     assert re.fullmatch(r"\d+ passed, \d+ deselected in .*", closing), closing
+
+
+def test_the_systemd_units_link_to_no_page_that_does_not_exist():
+    # The service named a PyPI page the project does not have: a unit's Documentation= may only
+    # be a man page that is there (the README, which says how, is not installed).
+    for unit in sorted((ROOT / "contrib" / "systemd").iterdir()):
+        for links in re.findall(r"^Documentation=(.*)$", unit.read_text(), re.MULTILINE):
+            for link in links.split():
+                assert link.startswith("man:"), f"{unit.name}: {link} is not shipped"
+                assert subprocess.run(["man", "-w", link[4:]], capture_output=True).returncode == 0, \
+                    f"{unit.name}: {link} does not exist"
