@@ -22,7 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("check_itop_backup.verify_cli",
                "Verify an archive: gzip stream, tar members, dump completeness"),
     "run": ("check_itop_backup.runner_cli", "Dump the iTop database into an archive iTop's restore accepts"),
-    "history": ("check_itop_backup.history_cli", "List the archives recorded in the history"),
+    "history": ("check_itop_backup.history_cli",
+                "What happened: runs, archives, verifications, verdict changes, tickets"),
     "restore": ("check_itop_backup.restore_cli", "Restore an archive into a database (verified first)"),
 }
 

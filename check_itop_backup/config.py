@@ -111,7 +111,8 @@ class CheckSettings(namedtuple("CheckSettings", "pattern timezone timezone_name 
             else local.timestamp()
 
 
-def _timezone(name: str | None) -> tuple[tzinfo | None, str]:
+def timezone_named(name: str | None) -> tuple[tzinfo | None, str]:
+    """Return the zone of IANA *name* and its label; (None, "local") without a name."""
     if not name:
         return None, "local"
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -183,7 +184,7 @@ def check_settings(args: Namespace) -> CheckSettings:
         pattern = NamePattern.from_spec(spec, host=host_of(db_host), db=db_name, subname=subname)
     except PatternError as error:
         raise ConfigError(str(error)) from None
-    timezone, timezone_name = _timezone(args.timezone or (itop.timezone if itop else None))
+    timezone, timezone_name = timezone_named(args.timezone or (itop.timezone if itop else None))
     try:
         schedule = Schedule.parse(args.week_days or backup.get("week_days") or EVERY_DAY,
                                   args.time or backup.get("time") or DEFAULT_TIME)

@@ -1,7 +1,8 @@
 """The history store: one SQLite file shared by the probe, the runner and the ticketing.
 
 One row per distinct archive (identity: path, size, mtime, inode), verification results
-per archive and level, the runner's runs, and the open ticket of each backup series.
+per archive and level, the runner's runs, the tickets of each backup series, and each change
+of a series' verdict with its reason (what ``itop-backup history`` shows).
 A *series* is the archive name pattern (placeholders filled): it tells apart the backup
 sets of many iTop instances sharing one file.
 
@@ -83,7 +84,32 @@ MIGRATIONS = (
     );
     CREATE INDEX tickets_by_series ON tickets (series, closed_at);
     """,
+    # One row per change of a series' verdict (state, causes or judged archive), not per probe.
+    """
+    CREATE TABLE verdicts (
+        id INTEGER PRIMARY KEY,
+        series TEXT NOT NULL,
+        archive_id INTEGER REFERENCES archives (id) ON DELETE CASCADE,
+        state TEXT NOT NULL,
+        causes TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        changed_at REAL NOT NULL
+    );
+    CREATE INDEX verdicts_by_series ON verdicts (series, changed_at);
+    """,
 )
+
+# What ``listing(table)`` reads: every row, with the archive's path where a row points to one.
+_LISTINGS = {
+    "archives": "SELECT * FROM archives ORDER BY series, mtime, id",
+    "runs": "SELECT * FROM runs ORDER BY series, started, id",
+    "verifications": "SELECT a.series, a.path, v.level, v.state, v.message, v.verified_at"
+                     " FROM verifications v JOIN archives a ON a.id = v.archive_id"
+                     " ORDER BY a.series, v.verified_at",
+    "verdicts": "SELECT v.series, a.path, v.state, v.causes, v.reason, v.changed_at FROM verdicts v"
+                " LEFT JOIN archives a ON a.id = v.archive_id ORDER BY v.series, v.changed_at, v.id",
+    "tickets": "SELECT * FROM tickets ORDER BY series, opened_at, id",
+}
 
 
 class HistoryError(Exception):
@@ -261,10 +287,31 @@ class History:
             "SELECT path, size, mtime, inode FROM archives WHERE series = ? AND mtime >= ?",
             (series, since)))
 
-    def all_archives(self) -> list[ArchiveRecord]:
-        """Return every recorded archive, by series then age."""
-        rows = self._rows("SELECT * FROM archives ORDER BY series, mtime")
-        return [ArchiveRecord(*row) for row in rows]
+    def listing(self, table: str) -> list[dict]:
+        """Return every row of *table* (a key of ``_LISTINGS``) as a dict, by series then time;
+        none for a table an older history, opened read-only and so not migrated, lacks."""
+        present = self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+        if not present:
+            return []
+        try:
+            cursor = self.connection.execute(_LISTINGS[table])
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+        except sqlite3.Error as error:
+            raise self._failure(error, "read") from None
+
+    def record_verdict_change(self, series: str, archive_id: int | None, state: str, causes: str,
+                              reason: str, at: float) -> bool:
+        """Record the series' verdict when its judged archive, *state* or *causes* (the results
+        that are not OK) differ from its last recorded one; return whether a row was written.
+        Call inside ``transaction()``."""
+        last = self._rows("SELECT archive_id, state, causes FROM verdicts WHERE series = ?"
+                          " ORDER BY changed_at DESC, id DESC LIMIT 1", (series,))
+        if last and last[0] == (archive_id, state, causes):
+            return False
+        self._write("INSERT INTO verdicts (series, archive_id, state, causes, reason, changed_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)", (series, archive_id, state, causes, reason, at))
+        return True
 
     def open_ticket(self, series: str) -> TicketRecord | None:
         """Return the ticket of the series' current failure episode, or None when none is open."""

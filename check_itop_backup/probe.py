@@ -165,22 +165,32 @@ ARCHIVE_QUALITY = {"size", "trend", "size_reduction", "verification"}  # results
 
 
 def record_verdict(check: nagiosplugin.Check) -> list[str]:
-    """Write every archive seen on disk, and the judged one's verdict, in one transaction.
+    """Write every archive seen on disk, the judged one's verdict, and the series' verdict when
+    it changed, in one transaction.
 
-    The verdict stored is the worst of the results about the archive itself (not lateness,
-    which is the schedule's fault, not the archive's): a CRITICAL one stays out of baselines.
+    The verdict stored with the archive is the worst of the results about the archive itself
+    (not lateness, which is the schedule's fault, not the archive's): a CRITICAL one stays out
+    of baselines. The series' verdict is the check's state, with the status line as its reason;
+    it is written when the judged archive, the state or the results that are not OK change.
     """
     resource = check.resources[0]
     selection = resource.selection
-    if selection is None or not selection.archives:
+    if selection is None:  # the probe did not finish: nothing was judged
         return []
     states = [r.state for r in check.results if r.metric is not None and r.metric.name in ARCHIVE_QUALITY]
     verdict = str(max(states)) if states else None
+    causes = ",".join(sorted({r.metric.name for r in check.results
+                              if r.metric is not None and r.state != nagiosplugin.Ok}))
     now = resource.settings.now.timestamp()
-    with deadline.current.stage(f"writing the history {resource.history.path}"), \
-            resource.history.transaction():
+    history = resource.history
+    with deadline.current.stage(f"writing the history {history.path}"), history.transaction():
+        judged_id = None
         for archive in selection.archives:
-            resource.history.record_archive(
+            record = history.record_archive(
                 resource.series, archive.path, archive.size, archive.mtime, archive.inode, now,
                 verdict if archive == selection.judged else None)
+            if archive == selection.judged:
+                judged_id = record.id
+        history.record_verdict_change(resource.series, judged_id, str(check.state), causes,
+                                      check.summary_str, now)
     return []

@@ -51,6 +51,7 @@ def add_server_arguments(group: argparse._ArgumentGroup) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Restore ``args.archive``; print what was done; return the exit status."""
+    from check_itop_backup.progress import ArchiveProgress
     from check_itop_backup.restore import RestoreError, restore_archive
 
     try:
@@ -60,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     with guarded_run(args.timeout) as failure:
         try:
-            result = restore_archive(args.archive, settings, force=args.force, itop_root=args.itop_root or "",
-                                     environment=args.environment, bindir=args.mysql_bindir or "",
-                                     keep_dir=args.keep_previous_in or "")
+            with ArchiveProgress(args.archive, "restoring"):
+                result = restore_archive(args.archive, settings, force=args.force,
+                                         itop_root=args.itop_root or "", environment=args.environment,
+                                         bindir=args.mysql_bindir or "", keep_dir=args.keep_previous_in or "")
         except OSError as error:
             failure.append(f"cannot read {args.archive}: {error.strerror or error}")
         except RestoreError as error:
@@ -78,6 +80,7 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
     """``itop-backup verify ARCHIVE --level restore``: *report_outcome(report, verbose)* prints the
     report and returns the exit status (0 only when the archive restored as expected).
     OSError passes through."""
+    from check_itop_backup.progress import ArchiveProgress
     from check_itop_backup.restore import RestoreError, recover
     from check_itop_backup.testrestore import verify_by_restore
 
@@ -91,7 +94,8 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
         try:
             for line in recover(settings):
                 print(f"{prog}: warning: {line}", file=sys.stderr)
-            report = verify_by_restore(args.archive, settings, args.mysql_bindir or "")
+            with ArchiveProgress(args.archive, "test-restoring"):
+                report = verify_by_restore(args.archive, settings, args.mysql_bindir or "")
         except RestoreError as error:
             failure.append(f"test restore impossible: {error}")
     if failure:

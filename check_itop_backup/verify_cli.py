@@ -61,6 +61,7 @@ def _more(count: int, what: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Verify ``args.archive`` at ``args.level``; print the report; return the exit status."""
+    from check_itop_backup.progress import ArchiveProgress
     from check_itop_backup.verify import verify_archive
 
     try:
@@ -68,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
             from check_itop_backup.restore_cli import run_test_restore
 
             return run_test_restore(args, report_outcome)
-        report = verify_archive(args.archive, args.level)
+        with ArchiveProgress(args.archive, "verifying"):
+            report = verify_archive(args.archive, args.level)
     except OSError as error:
         print(f"itop-backup verify: cannot read {args.archive}: {error.strerror or error}", file=sys.stderr)
         return 1

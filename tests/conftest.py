@@ -29,6 +29,16 @@ def fresh_nagiosplugin_runtime():
     nagiosplugin.Runtime.instance = None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_history(tmp_path_factory):
+    """A history for what runs before the per-test one is set: module- and session-scoped
+    fixtures are set up first, and would otherwise write /var/lib/check_itop_backup."""
+    path = tmp_path_factory.mktemp("session") / "history.sqlite"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CHECK_ITOP_BACKUP_HISTORY", str(path))
+        yield path
+
+
 @pytest.fixture(autouse=True)
 def private_history(tmp_path, monkeypatch):
     """Every test gets its own history file (never /var/lib/check_itop_backup)."""

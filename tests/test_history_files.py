@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from check_itop_backup.history import MIGRATIONS
 from tests.checkrun import place_archive, run_check
 from tests.test_bad_input import run_backup_cli
 
@@ -43,7 +44,7 @@ def siblings(history: Path) -> list[str]:
     (["CREATE TABLE archives (id)", "PRAGMA user_version = 1"],
      "tables runs, tickets, verifications are missing (not a check_itop_backup history, or damaged)"),
     (["CREATE TABLE archives (id)", "PRAGMA user_version = 7"],  # not in WAL mode: switching would write
-     "its schema version 7 is newer than this program's (1); upgrade check_itop_backup"),
+     f"its schema version 7 is newer than this program's ({len(MIGRATIONS)}); upgrade check_itop_backup"),
 ], ids=["foreign", "missing tables", "newer schema"])
 def test_a_history_that_is_not_ours_is_refused_untouched(tmp_path, statements, reason, capsys):
     (tmp_path / "elsewhere").mkdir()
@@ -84,7 +85,7 @@ def test_a_read_only_history_is_read_without_leaving_wal_or_shm_files(read_only_
 
     out, err = capsys.readouterr()
     assert (listed, err) == (0, "")
-    assert out.splitlines()[1].startswith(f"{tmp_path}/itop-2026-11-26.tar.gz,")
+    assert f",archive,ok,{tmp_path}/itop-2026-11-26.tar.gz,1158231," in out.splitlines()[1]
     assert (run.exit_code, run.stdout) == (3, f"ITOP_BACKUP UNKNOWN - cannot write history "
                                               f"{read_only_history}: attempt to write a readonly database\n")
     assert siblings(read_only_history) == ["history.sqlite"]

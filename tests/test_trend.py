@@ -234,17 +234,18 @@ def test_the_history_command_lists_archives_as_table_json_and_csv(tmp_path, priv
 
     assert table.returncode == as_json.returncode == as_csv.returncode == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["MODIFIED", "SIZE", "VERDICT", "ARCHIVE"]
+    assert lines[1].split("  ")[0] == f"TIME (local, {datetime.now().astimezone().tzname()})"
     written = datetime(2026, 11, 4, 23, 34, tzinfo=PARIS).astimezone()  # shown in local time
-    assert lines[3].split() == [f"{written:%Y-%m-%d}", f"{written:%H:%M}", "30.0", "MiB", "ok",
-                                f"{tmp_path}/itop-2026-11-04_23_30.tar.gz"]
-    records = json.loads(as_json.stdout)
-    assert [(r["path"], r["size"]) for r in records] == [
+    assert lines[6].split() == [f"{written:%Y-%m-%d}", f"{written:%H:%M:%S}", "archive", "ok",
+                                str(30 * MIB), f"+{28 * MIB}", "(+1400.0%)", "-",
+                                "itop-2026-11-04_23_30.tar.gz"]
+    records = [r for r in json.loads(as_json.stdout) if r["event"] == "archive"]
+    assert [(r["archive"], r["size"]) for r in records] == [
         (f"{tmp_path}/itop-2026-11-0{d}_23_30.tar.gz", s) for d, s in ((2, MIB), (3, 2 * MIB), (4, 30 * MIB))]
-    assert datetime.fromisoformat(records[0]["mtime"]) == datetime(2026, 11, 2, 23, 34, tzinfo=PARIS)
-    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert datetime.fromisoformat(records[0]["time"]) == datetime(2026, 11, 2, 23, 34, tzinfo=PARIS)
+    rows = [row for row in csv.DictReader(io.StringIO(as_csv.stdout)) if row["event"] == "archive"]
     assert [row["size"] for row in rows] == [str(MIB), str(2 * MIB), str(30 * MIB)]
-    assert set(rows[0]) >= {"path", "size", "mtime", "verdict"}
+    assert set(rows[0]) >= {"time", "archive", "size", "change", "state"}
 
 
 def test_the_history_command_says_when_there_is_no_history(tmp_path):
