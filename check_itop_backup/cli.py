@@ -56,8 +56,10 @@ Check the newest iTop backup archive: there, on time for the schedule, old and b
 States: CRITICAL when the archive of the last scheduled backup (its grace period over) is
 missing, empty or not above --size-min; WARNING/CRITICAL when older than --warning-age /
 --critical-age; UNKNOWN when the check cannot tell (bad arguments, unreadable directory or
-config, timeout). An archive modified in the last --settle seconds is still being written:
-the previous one is judged instead.
+config, timeout). An archive modified in the last --settle seconds is still being written
+(in a directory itop-backup run writes: its hidden temporary while it holds its lock): the
+previous one is judged instead; OK inside the backup's window, WARNING past its grace,
+CRITICAL past --critical-age. A world-readable archive is a WARNING.
 
 Perfdata: age (s, since the archive was last written), size (B), size_change (%, vs the
 baseline), baseline (B, median of earlier good archives), size_z (robust z-score), history
