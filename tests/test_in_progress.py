@@ -80,14 +80,19 @@ def test_a_runner_archive_is_judged_the_moment_it_appears(tmp_path):
                                "learning size history (0/3)")
 
 
-def test_a_runner_at_work_is_told_by_its_held_lock_and_hidden_temporary(tmp_path):
-    directory = runner_directory(tmp_path)
+def check_while_running(directory: Path, now: datetime):
+    """The check while a run, started after Thursday's archive, holds its lock and writes."""
     place_archive(directory / "itop-2026-11-26_23_30.tar.gz", datetime(2026, 11, 26, 23, 34, tzinfo=PARIS))
-    place_archive(directory / ".itop-backup-k2j4.tmp", SATURDAY_NIGHT - timedelta(seconds=3), size=4096)
-
+    place_archive(directory / ".itop-backup-k2j4.tmp", now - timedelta(seconds=3), size=4096)
     with open(directory / ".itop-backup.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        running = check(directory, "__DB__-%Y-%m-%d_%H_%M", SATURDAY_NIGHT)
+        return check(directory, "__DB__-%Y-%m-%d_%H_%M", now)
+
+
+def test_a_runner_at_work_is_told_by_its_held_lock_and_hidden_temporary(tmp_path):
+    directory = runner_directory(tmp_path)
+
+    running = check_while_running(directory, SATURDAY_NIGHT)
     killed = check(directory, "__DB__-%Y-%m-%d_%H_%M", SATURDAY_NIGHT)  # lock free: a leftover
 
     assert running.exit_code == 1
@@ -101,13 +106,7 @@ def test_a_runner_at_work_is_told_by_its_held_lock_and_hidden_temporary(tmp_path
 
 
 def test_a_runner_at_work_inside_its_window_is_ok_naming_the_previous_archive(tmp_path):
-    directory = runner_directory(tmp_path)
-    place_archive(directory / "itop-2026-11-26_23_30.tar.gz", datetime(2026, 11, 26, 23, 34, tzinfo=PARIS))
-    place_archive(directory / ".itop-backup-k2j4.tmp", FRIDAY_EVENING - timedelta(seconds=3), size=4096)
-
-    with open(directory / ".itop-backup.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        run = check(directory, "__DB__-%Y-%m-%d_%H_%M", FRIDAY_EVENING)
+    run = check_while_running(runner_directory(tmp_path), FRIDAY_EVENING)
 
     assert run.exit_code == 0
     assert run.status_line == (
