@@ -34,6 +34,7 @@ from check_itop_backup.units import format_duration, non_negative_int, parse_tim
 from check_itop_backup.verdict import (
     AgeContext,
     ArchiveContext,
+    ExposureContext,
     ItopBackupSummary,
     LeftoversContext,
     ReductionContext,
@@ -58,8 +59,10 @@ States: CRITICAL when the archive of the last scheduled backup (its grace
 period over) is missing, empty or not above --size-min; WARNING/CRITICAL when
 older than --warning-age / --critical-age; UNKNOWN when the check cannot tell
 (bad arguments, unreadable directory or config, timeout). An archive modified
-in the last --settle seconds is still being written: the previous one is
-judged instead.
+in the last --settle seconds is still being written (in a directory
+itop-backup run writes: its hidden temporary while it holds its lock): the
+previous one is judged instead; OK inside the backup's window, WARNING past its
+grace, CRITICAL past --critical-age. A world-readable archive is a WARNING.
 
 Perfdata: age (s, since the archive was last written), size (B), size_change
 (%, vs the baseline), baseline (B, median of earlier good archives), size_z
@@ -242,6 +245,7 @@ def build_check(settings: CheckSettings, history: History,
         TrendContext(settings.warning_change, settings.critical_change),
         ReductionContext(settings.size_reduction_max),
         RetentionContext(),
+        ExposureContext(),
         LeftoversContext(),
         VerificationContext(settings),
         ReportContext(),

@@ -14,8 +14,9 @@ another writer ends the run with its timeout, not 20 s later.
 
 A file is checked before anything is written to it: one of a newer schema, or that is
 not ours (tables but no version, or our version without our tables), is refused
-untouched. A history this process cannot write is opened read-only and immutable, so
-that reading it leaves no ``-wal``/``-shm`` files behind. Every SQLite error is a
+untouched. A new history is created group-writable (0660, for the runner and the monitoring
+user). A history this process cannot write is opened read-only and immutable, so that
+reading it leaves no ``-wal``/``-shm`` files behind. Every SQLite error is a
 ``HistoryError`` naming the file.
 """
 
@@ -149,6 +150,7 @@ class History:
             writable = not os.path.exists(path) or (os.access(path, os.W_OK) and os.access(parent, os.W_OK))
             if writable:
                 os.makedirs(parent, exist_ok=True)
+                _create_shared(path)
                 connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             else:
                 from urllib.parse import quote  # rare: only for a history that cannot be written
@@ -391,6 +393,19 @@ class VerificationRecord(namedtuple("VerificationRecord", "path level state mess
     ``details`` (JSON text, see ``VerificationReport.details``)."""
 
     __slots__ = ()
+
+
+def _create_shared(path: str) -> None:
+    """Create a missing history group-writable whatever the umask: the runner and the monitoring
+    user share it through the directory's group (SQLite gives its -wal and -shm the same mode)."""
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(handle, 0o660)
+    finally:
+        os.close(handle)
 
 
 def _reason(error: BaseException) -> str:

@@ -2,11 +2,12 @@
 
 It asks the schedule which backup is due, the finder which archive to judge and the
 history how big the earlier archives were, and yields the metrics the contexts in
-``verdict.py`` judge: ``archive`` (the selection), ``age`` (s), ``size`` (B), ``trend``
-(size against the baseline), ``history`` (archives known), and when configured
-``size_reduction`` (iTop's rule), ``retention``, ``verification`` (verification.py,
-which caches its results in the history) and ``leftovers`` (what killed restores left in
-the iTop root and could not be cleaned, recovery.py). Otherwise it only reads the history; the
+``verdict.py`` judge: ``archive`` (the selection), ``age`` (s), ``size`` (B), ``exposure``
+(its mode when world-readable), ``trend`` (size against the baseline), ``history`` (archives
+known), and when configured ``size_reduction`` (iTop's rule), ``retention``,
+``verification`` (verification.py, which caches its results in the history) and
+``leftovers`` (what killed restores left in the iTop root and could not be cleaned,
+recovery.py). Otherwise it only reads the history; the
 verdict is written back in one transaction once known (``record_verdict``).
 It raises ``CheckError`` only when it cannot tell.
 """
@@ -14,6 +15,7 @@ It raises ``CheckError`` only when it cannot tell.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -21,8 +23,18 @@ import nagiosplugin
 
 from check_itop_backup import deadline
 from check_itop_backup.config import CheckSettings
-from check_itop_backup.finder import ArchiveFile, FinderError, Selection, list_series, select
+from check_itop_backup.finder import (
+    ArchiveFile,
+    FinderError,
+    Runner,
+    Selection,
+    find_runner,
+    list_series,
+    select,
+    world_readable,
+)
 from check_itop_backup.history import History, HistoryError
+from check_itop_backup.naming import TOKEN
 from check_itop_backup.trend import change_from, size_trend
 from check_itop_backup.verification import Verifier
 
@@ -60,11 +72,13 @@ class ItopBackup(nagiosplugin.Resource):
         with deadline.current.stage(f"listing archives {settings.pattern.glob}"):
             try:
                 archives = list_series(settings.pattern)
+                runner = self._runner()
             except FinderError as error:
                 raise nagiosplugin.CheckError(str(error)) from None
         log.info("%d archive(s) of %s on disk", len(archives), settings.pattern.pattern)
-        self.selection = select(settings.pattern, archives, slot, previous_slot,
-                                settings.to_epoch, settings.now.timestamp(), settings.settle)
+        current_slot = settings.schedule.last_due_slot(settings.local_now, timedelta(0))
+        self.selection = select(settings.pattern, archives, slot, previous_slot, current_slot,
+                                settings.to_epoch, settings.now.timestamp(), settings.settle, runner)
         yield nagiosplugin.Metric("archive", self.selection, context="archive")
         root = settings.itop_config.root if settings.itop_config else None
         if root:
@@ -76,6 +90,7 @@ class ItopBackup(nagiosplugin.Resource):
         age = max(0, int(settings.now.timestamp() - judged.mtime))
         yield nagiosplugin.Metric("age", age, uom="s", min=0, context="age")
         yield nagiosplugin.Metric("size", judged.size, uom="B", min=0, context="size")
+        yield nagiosplugin.Metric("exposure", world_readable(judged.path), context="exposure")
         with deadline.current.stage(f"reading the history {self.history.path}"):
             try:
                 yield from self._history_metrics(judged, archives)
@@ -88,6 +103,13 @@ class ItopBackup(nagiosplugin.Resource):
             except (HistoryError, OSError) as error:
                 raise nagiosplugin.CheckError(f"cannot verify {judged.path}: {error}") from None
             yield nagiosplugin.Metric("verification", verification, context="verification")
+
+    def _runner(self) -> Runner | None:
+        """What the runner does in the archives' directory (None: it does not write there)."""
+        directory = os.path.dirname(self.settings.pattern.pattern) or "."
+        if TOKEN.search(directory):
+            return None
+        return find_runner(directory, self.settings.now.timestamp(), self.settings.settle)
 
     def _leftovers(self, root: str) -> str | None:
         """Clean what killed restores left (recovery.py): in the iTop root, and on the server when

@@ -43,6 +43,7 @@ from check_itop_backup.dump import (
     find_dump_program,
     preflight,
 )
+from check_itop_backup.finder import LOCK_NAME, TEMP_PREFIX, TEMP_SUFFIX
 from check_itop_backup.naming import NamePattern
 from check_itop_backup.retention import select_expired
 from check_itop_backup.tarstream import (
@@ -57,9 +58,8 @@ _log = logging.getLogger(__name__)
 
 DUMP_MEMBER = "itop-dump.sql"
 MANIFEST_LABEL = f"{PAX_GLOBAL_NAME} (the manifest: a PAX 'comment' record, never extracted)"
-TEMP_PREFIX = ".itop-backup-"
-TEMP_SUFFIX = ".tmp"
-LOCK_NAME = ".itop-backup.lock"
+SHARED_MODE = 0o640  # the monitoring user reads through the directory's group; others never
+LOCK_PATIENCE_S = 1.0  # a probe looking whether a run is at work holds the lock for a moment
 _SKIPPED_DIRS = (".git", ".svn")
 
 
@@ -219,15 +219,47 @@ def exclusive_lock(directory: str, wait: bool) -> Iterator[None]:
     """Hold the runner's lock on *directory*; without *wait*, fail at once when it is taken."""
     path = os.path.join(directory, LOCK_NAME)
     try:
-        handle = open(path, "a")  # noqa: SIM115 - held for the whole block
+        handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, SHARED_MODE)
     except OSError as error:
         raise BackupError(f"cannot open the lock file {path}: {error.strerror}") from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BackupError(f"another itop-backup run holds {path} (use --wait to queue)") from None
+    try:
+        share_with_group(handle, directory, path)
+        if not _take(handle, wait):
+            raise BackupError(f"another itop-backup run holds {path} (use --wait to queue)")
         yield
+    finally:
+        os.close(handle)
+
+
+def _take(handle: int, wait: bool) -> bool:
+    """Take the lock: at once or not at all without *wait*, but for a probe's brief look."""
+    if wait:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return True
+    give_up = time.monotonic() + LOCK_PATIENCE_S
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= give_up:
+                return False
+            time.sleep(0.05)
+
+
+def share_with_group(handle: int, directory: str, path: str) -> None:
+    """Give the file open as *handle* the group of *directory* and mode 0640, whatever the umask:
+    the monitoring user reads archives through that group (README: the setup); other users
+    never (an archive holds the config's database password)."""
+    status, group = os.fstat(handle), os.stat(directory).st_gid
+    try:
+        if status.st_gid != group:
+            os.fchown(handle, -1, group)
+        if status.st_mode & 0o777 != SHARED_MODE:
+            os.fchmod(handle, SHARED_MODE)
+    except PermissionError:
+        _log.warning("cannot give %s mode 0640 and the group of %s: the monitoring user may not read it",
+                     path, directory)
 
 
 def remove_stale_temporaries(directory: str) -> None:
@@ -256,10 +288,11 @@ def _write(archive: str, job: BackupJob, facts: ServerFacts, program: str, membe
     """Write the archive under a temporary name, fsync, rename; return (dump size, warnings)."""
     directory = os.path.dirname(archive)
     try:
-        handle, temporary = tempfile.mkstemp(TEMP_SUFFIX, TEMP_PREFIX, directory)  # mode 0600
+        handle, temporary = tempfile.mkstemp(TEMP_SUFFIX, TEMP_PREFIX, directory)
     except OSError as error:
         raise BackupError(f"cannot create a file in {directory}: {error.strerror}") from None
     try:
+        share_with_group(handle, directory, temporary)
         with os.fdopen(handle, "wb") as output:
             dump_size, warnings = _fill(output, job, facts, program, members, progress)
             os.fsync(output.fileno())

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import nagiosplugin
 from nagiosplugin.performance import Performance
-from nagiosplugin.state import Critical, Ok, Warn
+from nagiosplugin.state import Critical, Ok, ServiceState, Warn
 
 from check_itop_backup.config import CheckSettings
 from check_itop_backup.finder import Selection
@@ -43,10 +43,32 @@ class ArchiveContext(nagiosplugin.Context):
         self.settings = settings
 
     def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        """OK, or CRITICAL when the due backup is missing; what is being written is never
+        missing: OK inside its window, WARNING past its grace, CRITICAL past --critical-age."""
         selection: Selection = metric.value
-        if selection.judged is not None and selection.on_time:
-            return self.result_cls(Ok, None, metric)
-        return self.result_cls(Critical, self.missing(selection), metric)
+        writing = self.writing(selection)
+        if (selection.judged is not None and selection.on_time) or (writing and selection.judged is None):
+            return self.result_cls(*(writing or (Ok, None)), metric)
+        missing = self.missing(selection)
+        return self.result_cls(Critical, f"{writing[1]}; {missing}" if writing else missing, metric)
+
+    def writing(self, selection: Selection) -> tuple[ServiceState, str] | None:
+        """The state and line of what is being written, or None."""
+        writing = selection.in_progress
+        if writing is None:
+            return None
+        settings = self.settings
+        now = settings.now.timestamp()
+        note = f"{_name(writing.path)} is still being written ({format_duration(now - writing.mtime)} ago)"
+        if selection.overdue_slot is None:
+            return Ok, note
+        overdue = now - settings.to_epoch(selection.overdue_slot)
+        critical = settings.critical_age is not None and overdue > settings.critical_age
+        limit = (f"more than {format_duration(settings.critical_age)}" if critical
+                 else f"grace {format_duration(settings.grace.total_seconds())}")
+        return (Critical if critical else Warn), (
+            f"{note}, {format_duration(overdue)} after the backup due "
+            f"{describe_slot(selection.overdue_slot)} ({limit})")
 
     def missing(self, selection: Selection) -> str:
         settings = self.settings
@@ -177,6 +199,21 @@ class RetentionContext(nagiosplugin.Context):
         return self.result_cls(Warn, f"{expected} archives expected (retention), {found} found", metric)
 
 
+class ExposureContext(nagiosplugin.Context):
+    """An archive every local user can read gives away the database password of the
+    config-itop.php it holds (iTop writes its archives 0644): WARNING."""
+
+    def __init__(self) -> None:
+        super().__init__("exposure", result_cls=Finding)
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        if metric.value is None:
+            return self.result_cls(Ok, None, metric)
+        hint = (f"{_name(resource.selection.judged.path)} is world-readable (mode {metric.value:04o}) "
+                "and an iTop archive holds the database password (config-itop.php): chmod o-r")
+        return self.result_cls(Warn, hint, metric)
+
+
 class LeftoversContext(nagiosplugin.Context):
     """What a killed restore left and this run could not clean (maintenance mode, staged files
     holding the password, scratch databases): WARNING, naming it."""
@@ -223,6 +260,8 @@ class ItopBackupSummary(nagiosplugin.Summary):
     def ok(self, results: nagiosplugin.Results) -> str:
         selection: Selection = results["archive"].metric.value
         judged = selection.judged
+        if judged is None:  # the only archive is being written
+            return results["archive"].hint
         text = (f"{_name(judged.path)}: {format_duration(results['age'].metric.value)} old, "
                 f"{format_size(judged.size)}")
         if "trend" in results:
@@ -231,14 +270,11 @@ class ItopBackupSummary(nagiosplugin.Summary):
                      else f", {trend.change:+.0f}% vs median of {trend.samples}")
         if "verification" in results:
             text += f", {results['verification'].hint}"
-        return self._with_progress(selection, text)
+        return self._with_progress(results, text)
 
     def problem(self, results: nagiosplugin.Results) -> str:
         ranked = sorted((r for r in results if r.state != Ok), key=lambda r: -r.state.code)
-        text = "; ".join(str(r) for r in ranked)
-        if "archive" in results:
-            return self._with_progress(results["archive"].metric.value, text)
-        return text
+        return self._with_progress(results, "; ".join(str(r) for r in ranked))
 
     def verbose(self, results: nagiosplugin.Results) -> list[str]:
         if "archive" not in results:
@@ -256,10 +292,12 @@ class ItopBackupSummary(nagiosplugin.Summary):
             lines.append(f"judged: {selection.judged.path}")
         return lines
 
-    def _with_progress(self, selection: Selection, text: str) -> str:
-        writing = selection.in_progress
-        if writing is None:
+    @staticmethod
+    def _with_progress(results: nagiosplugin.Results, text: str) -> str:
+        """Put the line about what is being written first, when the archive result is OK (a
+        problem's line already says it)."""
+        archive = results["archive"] if "archive" in results else None
+        if archive is None or archive.state != Ok or not archive.hint:
             return text
-        seconds = self.settings.now.timestamp() - writing.mtime
-        note = f"{_name(writing.path)} is still being written ({format_duration(seconds)} ago)"
-        return f"{note}; previous archive {text}" if selection.judged else f"{note}; {text}"
+        previous = "previous archive " if archive.metric.value.judged else ""
+        return f"{archive.hint}; {previous}{text}"

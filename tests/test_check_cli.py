@@ -135,16 +135,16 @@ def test_an_archive_still_being_written_is_skipped_and_the_previous_one_judged(t
         "previous archive itop-2026-11-26_23_30.tar.gz: 10h 26m old, 1.1 MiB, learning size history (0/3)")
 
 
-def test_the_slots_archive_being_written_past_its_grace_judges_the_previous_slot(tmp_path):
+def test_the_slots_archive_still_being_written_past_its_grace_is_a_warning(tmp_path):
     place_archive(tmp_path / "itop-2026-11-25_23_30.tar.gz", datetime(2026, 11, 25, 23, 34, tzinfo=PARIS))
     place_archive(tmp_path / "itop-2026-11-26_23_30.tar.gz", NOW - timedelta(seconds=10))
 
     run = check(tmp_path, "--settle", "60")
 
-    assert run.exit_code == 0
+    assert run.exit_code == 1
     assert run.status_line == (
-        "ITOP_BACKUP OK - itop-2026-11-26_23_30.tar.gz is still being written (10s ago); "
-        "previous archive itop-2026-11-25_23_30.tar.gz: 1d 10h old, 1.1 MiB, learning size history (0/3)")
+        "ITOP_BACKUP WARNING - itop-2026-11-26_23_30.tar.gz is still being written (10s ago), "
+        "10h 30m after the backup due Thu 2026-11-26 23:30 (grace 2h 0m)")
 
 
 @pytest.mark.parametrize("now", [
