@@ -41,7 +41,7 @@ MAX_LINE = 16 << 20  # a line that does not begin an INSERT
 MAX_INSERT_LINE = 256 << 20  # mysql's client refuses statements over max_allowed_packet, 16 MiB by default
 SANDBOX_LINE = b"/*M!999999\\- enable the sandbox mode */"
 _INSERT_HEAD = b"INSERT INTO `"
-_PLAIN_INSERT = re.compile(rb"INSERT INTO `(?:[^`\n]|``)*+` (?:VALUES|\()")
+_PLAIN_INSERT = re.compile(rb"INSERT INTO `(?:[^`\n]|``)*` (?:VALUES|\()")
 _HEAD = 160  # bytes of a statement's text enough to judge it
 _QUOTE = 60
 
@@ -55,23 +55,26 @@ DUMP_STATEMENTS = frozenset({
 DELIMITERS = (b";", b";;")
 
 _NORMAL, _SQUOTE, _DQUOTE, _BTICK, _COMMENT = range(5)
+# No possessive quantifiers in the patterns below: Python reads them only from 3.11, and
+# 3.11.2 (Debian 12's python3) matched some of them wrongly. None can backtrack far: nothing
+# follows their outer repetition, and quoted text is matched unrolled.
 _CLOSING = {_SQUOTE: b"'", _DQUOTE: b'"', _BTICK: b"`"}
 _OPENING = {b"'"[0]: _SQUOTE, b'"'[0]: _DQUOTE, b"`"[0]: _BTICK}
 # Statement text up to the next byte that needs a decision; with strings and identifiers too.
-_PLAIN = re.compile(rb"(?:[^'\"`\\#/;\s-]++|-(?!-)|/(?!\*))*+")
-_RUN = re.compile(rb"(?:[^'\"`\\#/;-]++|-(?!-)|/(?!\*)|'[^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+'"
-                  rb"|\"[^\"\\]*+(?:(?:\\.|\"\")[^\"\\]*+)*+\"|`(?:[^`]++|``)*+`)*+", re.S)
+_PLAIN = re.compile(rb"(?:[^'\"`\\#/;\s-]+|-(?!-)|/(?!\*))*")
+_RUN = re.compile(rb"(?:[^'\"`\\#/;-]+|-(?!-)|/(?!\*)|'[^'\\]*(?:(?:\\.|'')[^'\\]*)*'"
+                  rb"|\"[^\"\\]*(?:(?:\\.|\"\")[^\"\\]*)*\"|`(?:[^`]+|``)*`)*", re.S)
 # Plain rows over several lines: no quoted text runs over a line end (mysqldump escapes newlines).
-_ROWS = re.compile(rb"(?:[^'\"`\\#/;-]++|-(?!-)|/(?!\*)|'[^'\\\n]*+(?:(?:\\[^\n]|'')[^'\\\n]*+)*+'"
-                   rb"|\"[^\"\\\n]*+(?:(?:\\[^\n]|\"\")[^\"\\\n]*+)*+\"|`(?:[^`\n]++|``)*+`)*+")
-_INSIDE = {_SQUOTE: re.compile(rb"(?:[^'\\]++|\\.)*+", re.S),
-           _DQUOTE: re.compile(rb"(?:[^\"\\]++|\\.)*+", re.S),
-           _BTICK: re.compile(rb"[^`]*+")}
+_ROWS = re.compile(rb"(?:[^'\"`\\#/;-]+|-(?!-)|/(?!\*)|'[^'\\\n]*(?:(?:\\[^\n]|'')[^'\\\n]*)*'"
+                   rb"|\"[^\"\\\n]*(?:(?:\\[^\n]|\"\")[^\"\\\n]*)*\"|`(?:[^`\n]+|``)*`)*")
+_INSIDE = {_SQUOTE: re.compile(rb"(?:[^'\\]+|\\.)*", re.S),
+           _DQUOTE: re.compile(rb"(?:[^\"\\]+|\\.)*", re.S),
+           _BTICK: re.compile(rb"[^`]*")}
 _WORD = re.compile(rb"[A-Za-z_?]+")
-_SPACE = re.compile(rb"\s*+")
+_SPACE = re.compile(rb"\s*")
 _NO_BACKSLASH_ESCAPES = re.compile(rb"NO_BACKSLASH_ESCAPES", re.I)
 _VERSION_OPENER = re.compile(rb"/\*M?!\d*")
-_NAME = rb"(?:`(?:[^`]|``)*+`|[\w$]+)"
+_NAME = rb"(?:`(?:[^`]|``)*`|[\w$]+)"
 _DATABASE_LEVEL = re.compile(
     rb"(?:CREATE|DROP|ALTER)\s+(?:OR\s+REPLACE\s+)?(?:DATABASE|SCHEMA|USER|ROLE|SERVER)\b", re.I)
 _QUALIFIED = re.compile(
