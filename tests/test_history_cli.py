@@ -170,6 +170,7 @@ def test_a_history_written_only_by_the_runner_shows_its_runs(tmp_path, mariadb_d
     (tmp_path / "wrong").write_text("not-the-password\n")
 
     first = run_cli("--itop-config", str(config), "-f", target, "--history", str(history))
+    time.sleep(1.1)  # the archive names hold the second, and a run never replaces an archive
     failed = run_cli("--itop-config", str(config), "-f", target, "--history", str(history),
                      "--db-password-file", str(tmp_path / "wrong"))
     execute(settings, database, "INSERT INTO ticket VALUES (2, 'second, a longer title')")
