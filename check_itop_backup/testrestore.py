@@ -193,7 +193,7 @@ def _expected(keeper: _Keeper, counter: RowCounter,
         subname = str((manifest.get("database") or {}).get("subname") or subname)
         expected = {table["name"]: (table.get("type", "table"), table.get("rows"))
                     for table in manifest.get("tables", ())}
-        return expected, MANIFEST_MEMBER, subname
+        return expected, "the manifest", subname
     expected = {name: ("table", counter.rows.get(name, 0)) for name in dump_tables}
     return expected, "the dump's statements", subname
 

@@ -117,7 +117,7 @@ def test_a_runner_archive_passes_the_restore_level_against_its_manifest(runner_a
     out = capsys.readouterr().out
     assert status == 0
     assert "OK at restore level" in out
-    assert "2 tables, 600 rows, matching manifest.json" in out  # 300 tickets, 300 audit rows (the trigger)
+    assert "2 tables, 600 rows, matching the manifest" in out  # 300 tickets, 300 audit rows (the trigger)
     assert databases(settings, "cib_scratch_") == before
 
 
