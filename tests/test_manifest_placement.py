@@ -22,8 +22,7 @@ import pytest
 from check_itop_backup.tarheader import parse_header, pax_records
 from check_itop_backup.tarstream import PAX_GLOBAL_NAME, PAX_GLOBAL_TYPE, TarGzWriter, pax_record
 from check_itop_backup.verify import verify_archive
-from tests.test_restore import tiny_dump
-from tests.test_runner import populate, run_cli, write_itop
+from tests.test_restore import runner_archive, tiny_dump  # noqa: F401 - a fixture
 
 ITOP_RESTORE_FILES = Path(__file__).parent / "data" / "itop" / "restore_files.php"
 STANDARD_FILES = ("config-itop.php", "itop-dump.sql", "production-modules", "delta.xml")
@@ -61,13 +60,8 @@ def global_records(archive: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def runner_archive(tmp_path, mariadb_database):
-    settings, database = mariadb_database
-    populate(settings, database)
-    config = write_itop(tmp_path / "itop", settings, database)
-    assert run_cli("--itop-config", str(config), "-f", str(tmp_path / "backups" / "b"),
-                   "--history", str(tmp_path / "h.sqlite")) == 0
-    return tmp_path / "backups" / "b.tar.gz"
+def runner_archive_path(runner_archive):  # noqa: F811 - test_restore's fixture
+    return runner_archive[2]
 
 
 def old_layout_archive(path: Path) -> Path:
@@ -102,10 +96,10 @@ def itop_restores_files(archive: Path, root: Path) -> str:
     return run.stdout
 
 
-def test_itops_restore_of_a_runner_archive_leaves_nothing_new_in_the_itop_root(runner_archive, tmp_path):
+def test_itops_restore_of_a_runner_archive_leaves_nothing_new_in_the_itop_root(runner_archive_path, tmp_path):
     root = itop_root(tmp_path / "itop-restored")
 
-    said = itop_restores_files(runner_archive, root)
+    said = itop_restores_files(runner_archive_path, root)
 
     assert said == f"moved {EXTRA_FILE}\n"
     assert files_under(root) == [EXTRA_FILE, "conf/production/config-itop.php",
@@ -123,14 +117,15 @@ def test_itops_restore_of_an_old_layout_archive_serves_manifest_json_from_the_ro
     assert "manifest.json" in files_under(root)
 
 
-def test_by_itops_rule_only_the_extra_files_of_a_runner_archive_are_moved(runner_archive, tmp_path):
-    assert moved_by_itop(runner_archive) == [EXTRA_FILE]
+def test_by_itops_rule_only_the_extra_files_of_a_runner_archive_are_moved(runner_archive_path, tmp_path):
+    assert moved_by_itop(runner_archive_path) == [EXTRA_FILE]
     assert moved_by_itop(old_layout_archive(tmp_path / "old.tar.gz")) == ["manifest.json"]
 
 
-def test_the_manifest_is_a_pax_global_comment_tarfile_reads_and_gnu_tar_ignores(runner_archive, tmp_path):
-    manifest = json.loads(global_records(runner_archive)["comment"])
-    with tarfile.open(runner_archive) as archive:
+def test_the_manifest_is_a_pax_global_comment_tarfile_reads_and_gnu_tar_ignores(runner_archive_path,
+                                                                                 tmp_path):
+    manifest = json.loads(global_records(runner_archive_path)["comment"])
+    with tarfile.open(runner_archive_path) as archive:
         assert "manifest.json" not in archive.getnames()
         assert json.loads(archive.pax_headers["comment"]) == manifest
         dump = archive.extractfile("itop-dump.sql").read()
@@ -139,7 +134,8 @@ def test_the_manifest_is_a_pax_global_comment_tarfile_reads_and_gnu_tar_ignores(
     assert {t["name"]: t["rows"] for t in manifest["tables"]} == {"audit": 300, "ticket": 300, "titles": None}
     out = tmp_path / "x"
     out.mkdir()
-    run = subprocess.run(["tar", "-xzf", str(runner_archive), "-C", str(out)], capture_output=True, text=True)
+    run = subprocess.run(["tar", "-xzf", str(runner_archive_path), "-C", str(out)], capture_output=True,
+                         text=True)
     assert (run.returncode, run.stderr) == (0, "")
     assert sorted(p.name for p in out.iterdir()) == ["collectors", "config-itop.php", "delta.xml",
                                                      "itop-dump.sql", "production-modules"]
@@ -161,8 +157,8 @@ def global_manifest_archive(path: Path, size_said: int | None = None) -> Path:
     return path
 
 
-def test_verify_checks_the_runners_dump_against_its_global_manifest(runner_archive):
-    report = verify_archive(str(runner_archive), "dump")
+def test_verify_checks_the_runners_dump_against_its_global_manifest(runner_archive_path):
+    report = verify_archive(str(runner_archive_path), "dump")
 
     assert (report.state, report.warnings) == ("ok", ())
     assert ("manifest.json", "g") in [(m.name, m.type) for m in report.members]
