@@ -63,12 +63,13 @@ def load_in_place(archive: str, settings: DatabaseSettings, existing: list[str] 
         _execute(settings, f"CREATE DATABASE IF NOT EXISTS {quote_name(settings.name)} "
                            "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     try:
-        loaded = load_dump(archive, settings, settings.name, program=program, version=version, files=files)
+        loaded = load_dump(archive, settings, settings.name, token=token, program=program, version=version,
+                           files=files)
         if files:
             files.check_placement()
     except BaseException as error:
         with _signals_held():
-            put_back(settings, existing, saved, program=program, version=version)
+            put_back(settings, existing, saved, token=token, program=program, version=version)
         if isinstance(error, (RestoreError, deadline.StageTimeoutError)):
             source = f" from {saved}" if saved else ""
             raise RestoreError(f"{error}; {settings.name} was put back as it was{source}") from None
@@ -112,8 +113,8 @@ class _DropNoConfig(logging.Filter):
         return not record.getMessage().startswith("no --itop-config")
 
 
-def put_back(settings: DatabaseSettings, existing: list[str] | None, saved: str, *, program: str,
-             version: str) -> None:
+def put_back(settings: DatabaseSettings, existing: list[str] | None, saved: str, *, token: str,
+             program: str, version: str) -> None:
     """Undo a failed load: drop what it created, reload the saved content (or drop the
     database it was loaded into when there was none)."""
     if existing is None:
@@ -128,7 +129,7 @@ def put_back(settings: DatabaseSettings, existing: list[str] | None, saved: str,
                                f"{quote_name(settings.name)}.{quote_name(name)}")
     if saved:
         try:
-            load_dump(saved, settings, settings.name, program=program, version=version)
+            load_dump(saved, settings, settings.name, token=token, program=program, version=version)
         except RestoreError as error:
             raise RestoreError(f"putting {settings.name} back from {saved} failed too ({error}): "
                                f"restore {saved} by hand") from None

@@ -165,13 +165,15 @@ def _has_sandbox(program: str) -> bool:
 
 
 @contextlib.contextmanager
-def load_account(settings: DatabaseSettings, database: str) -> Iterator[tuple[DatabaseSettings, str]]:
-    """Yield the settings of a temporary account that can reach only *database*, and a warning
-    ("" when the account exists); it is dropped afterwards. Without the right to create
-    accounts, yield *settings* themselves and say so in the warning."""
+def load_account(settings: DatabaseSettings, database: str,
+                 token: str) -> Iterator[tuple[DatabaseSettings, str]]:
+    """Yield the settings of a temporary account (named after the run's *token*) that can
+    reach only *database*, and a warning ("" when the account exists); it is dropped
+    afterwards. Without the right to create accounts, yield *settings* themselves and say so
+    in the warning."""
     import pymysql
 
-    name, password = f"{LOAD_ACCOUNT_PREFIX}{token_of(database)}", secrets.token_urlsafe(24)
+    name, password = f"{LOAD_ACCOUNT_PREFIX}{token}", secrets.token_urlsafe(24)
     try:
         with connect(settings) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT SUBSTRING_INDEX(USER(), '@', -1)")  # where the client comes from
@@ -226,18 +228,25 @@ def scratch_database(settings: DatabaseSettings, prefix: str = SCRATCH_PREFIX,
     The run's lock (recovery.py) is held meanwhile: it tells this run from a killed one."""
     token = token or new_token()
     name = f"{prefix}{token}"
-    try:
-        lock = run_lock(settings, token)
-        lock.__enter__()
-    except DumpError as error:
-        raise RestoreError(str(error)) from None
-    try:
+    with _run_lock(settings, token):
         _create_scratch(settings, name, prefix)
         try:
             yield name
         finally:
             with _signals_held():
                 drop_database(settings, name)
+
+
+@contextlib.contextmanager
+def _run_lock(settings: DatabaseSettings, token: str) -> Iterator[None]:
+    """Hold the run's lock (recovery.py); a server that cannot be reached is a RestoreError."""
+    try:
+        lock = run_lock(settings, token)
+        lock.__enter__()
+    except DumpError as error:
+        raise RestoreError(str(error)) from None
+    try:
+        yield
     finally:
         lock.__exit__(None, None, None)
 
@@ -377,15 +386,16 @@ class _Receiver:
         return _Discard()
 
 
-def load_dump(archive: str, settings: DatabaseSettings, database: str, *, program: str,
+def load_dump(archive: str, settings: DatabaseSettings, database: str, *, token: str, program: str,
               version: str, also: Sink | None = None, files: Any = None) -> LoadResult:
-    """Stream the archive's dump into *database* through the client *program*.
+    """Stream the archive's dump into *database* through the client *program*, as the load
+    account of run *token*.
 
     *also* gets the dump's bytes too (a row counter); *files* (``open_member(name, kind)``)
     gets the other members. Raise RestoreError naming the failed statement; the client is
     killed when anything (a timeout, SIGTERM) interrupts the load.
     """
-    with load_account(settings, database) as (account, warning):
+    with load_account(settings, database, token) as (account, warning):
         loaded = _load(archive, account, database, program=program, version=version, also=also, files=files)
     return dataclasses.replace(loaded, warnings=(warning,) if warning else ())
 
@@ -606,6 +616,7 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
                 from check_itop_backup.inplace import load_in_place
 
                 config = os.path.join(itop_root, "conf", environment, "config-itop.php") if itop_root else ""
+                stack.enter_context(_run_lock(settings, token))
                 done = load_in_place(archive, settings, existing, report.tables, token=token, program=program,
                                      version=version, files=files,
                                      keep_dir=keep_dir or os.path.dirname(os.path.abspath(archive)),
@@ -635,7 +646,8 @@ def _through_scratch(archive: str, settings: DatabaseSettings, existing: list[st
     """Load into a scratch database, then swap it into the target; ScratchRefusedError when the
     account may not create one (nothing touched)."""
     with scratch_database(settings, token=token) as scratch:
-        loaded = load_dump(archive, settings, scratch, program=program, version=version, files=files)
+        loaded = load_dump(archive, settings, scratch, token=token, program=program, version=version,
+                           files=files)
         if files:
             files.check_placement()
         with deadline.current.stage(f"swapping the restored tables into {settings.name}"):

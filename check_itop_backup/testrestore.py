@@ -22,6 +22,7 @@ import re
 import time
 
 from check_itop_backup.dump import DatabaseSettings, connect
+from check_itop_backup.recovery import token_of
 from check_itop_backup.restore import (
     RestoreError,
     find_client_program,
@@ -135,7 +136,8 @@ def verify_by_restore(archive: str, settings: DatabaseSettings, bindir: str = ""
     keeper = _Keeper(counter)
     with scratch_database(settings, "cib_scratch_") as scratch:
         try:
-            loaded = load_dump(archive, settings, scratch, program=program, version=version, also=counter,
+            loaded = load_dump(archive, settings, scratch, token=token_of(scratch), program=program,
+                               version=version, also=counter,
                                files=keeper)
         except RestoreError as error:
             return dataclasses.replace(report, level=LEVEL, state="critical",

@@ -32,7 +32,8 @@ def limited_account(mariadb_server, monkeypatch):
     in $ITOP_BACKUP_DB_PASSWORD once ``use_account`` is called. Yields (root settings, account
     settings, database, use_account)."""
     token = uuid.uuid4().hex[:12]
-    database, user, password = f"cib_rights_{token}", f"cib_rights_{token}", secrets.token_urlsafe(12)
+    # A name without "_", as iTop's usual "itop": no part of it may be taken for a run token.
+    database, user, password = f"itop{token}", f"cib_rights_{token}", secrets.token_urlsafe(12)
     execute(mariadb_server, None, f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4",
             f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'",
             f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'%'")
