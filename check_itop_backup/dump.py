@@ -172,6 +172,10 @@ def connect(settings: DatabaseSettings, database: str | None = None):
             password=settings.password, database=database, connect_timeout=min(CONNECT_TIMEOUT_S, left),
             read_timeout=min(QUERY_TIMEOUT_S, left), write_timeout=min(QUERY_TIMEOUT_S, left),
             ssl=tls if settings.tls else None, charset="utf8mb4")
+    except OSError as error:  # TLS set-up: the CA file, the handshake (ssl.SSLError is an OSError)
+        what = f"the TLS CA file {settings.tls_ca!r}" if settings.tls_ca else "TLS"
+        raise DumpError(f"cannot use {what} with the database server {settings.host}:"
+                        f"{settings.port or 3306}: {error.strerror or error}") from None
     except pymysql.MySQLError as error:
         reason = error.args[1] if len(error.args) > 1 else str(error)
         raise DumpError(f"cannot connect to the database server {settings.host}:"

@@ -7,7 +7,13 @@ Connection settings come from iTop's own config-itop.php (``db_host``, ``db_user
 
 from __future__ import annotations
 
-from check_itop_backup.phpconfig import PhpConfigError, load_php_config, setting_array, setting_text
+from check_itop_backup.phpconfig import (
+    PhpConfigError,
+    load_php_config,
+    setting_array,
+    setting_flag,
+    setting_text,
+)
 
 
 class LiveDbError(Exception):
@@ -30,7 +36,7 @@ def config_database(itop_config: str):
         return DatabaseSettings(
             host=host, port=port, user=setting_text(settings, "db_user", "root"),
             password=check_password(setting_text(settings, "db_pwd")), name=setting_text(settings, "db_name"),
-            subname=setting_text(settings, "db_subname"), tls=bool(settings.get("db_tls.enabled", False)),
+            subname=setting_text(settings, "db_subname"), tls=setting_flag(settings, "db_tls.enabled"),
             tls_ca=setting_text(settings, "db_tls.ca"))
     except ValueError as error:  # PhpConfigError, CredentialsError, a bad port
         raise LiveDbError(f"cannot use iTop config {itop_config}: {error}") from None

@@ -198,6 +198,17 @@ def setting_text(container: dict[Any, Any], key: str, default: str = "") -> str:
     return "1" if value is True else str(value)
 
 
+def setting_flag(container: dict[Any, Any], key: str) -> bool:
+    """Return ``container[key]`` as PHP tests it: false for unset, ``false``, ``0``, ``'0'``,
+    ``''`` and an empty array, true otherwise.
+
+    >>> [setting_flag({"x": value}, "x") for value in ("0", "", 0, "1", True, "false")]
+    [False, False, False, True, True, True]
+    """
+    value = container.get(key)
+    return not (value is None or value is False or value in (0, "0", "") or value == {})
+
+
 def setting_int(container: dict[Any, Any], key: str, default: int) -> int:
     """Return ``container[key]`` as a whole number (*default* when unset); raise PhpConfigError
     for anything else, e.g. ``'abc'``."""

@@ -133,7 +133,7 @@ def build_job(args: argparse.Namespace) -> BackupJob:
 def _job(args: argparse.Namespace) -> BackupJob:
     from check_itop_backup.dump import DatabaseSettings, split_db_host
     from check_itop_backup.naming import SCHEDULED_FORMAT, NamePattern, host_of
-    from check_itop_backup.phpconfig import setting_array, setting_int, setting_text
+    from check_itop_backup.phpconfig import setting_array, setting_flag, setting_int, setting_text
     from check_itop_backup.runner import BackupJob
 
     settings, module, config_path = _itop_config(args.itop_config)
@@ -148,7 +148,7 @@ def _job(args: argparse.Namespace) -> BackupJob:
     database = DatabaseSettings(
         host=host, port=args.db_port or port, user=args.db_user or setting_text(settings, "db_user", "root"),
         password=database_password(args, settings), name=name, subname=subname,
-        tls=bool(settings.get("db_tls.enabled", False)), tls_ca=setting_text(settings, "db_tls.ca"))
+        tls=setting_flag(settings, "db_tls.enabled"), tls_ca=setting_text(settings, "db_tls.ca"))
     spec = args.backup_file or params.get("backup_file")
     if not spec:
         if not root:

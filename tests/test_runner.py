@@ -346,3 +346,38 @@ def test_dry_run_prints_name_command_and_members_and_writes_nothing(itop, capsys
             < out.index("  itop-dump.sql"))
     assert not (tmp_path / "itop" / "data" / "backups").exists()
     assert not (tmp_path / "h.sqlite").exists()
+
+
+@pytest.mark.parametrize("enabled", ["'0'", "''", "false", "0"])
+def test_tls_turned_off_as_php_reads_it_is_off_for_the_runner_and_the_live_comparison(
+        tmp_path, mariadb_database, enabled):
+    """``'db_tls.enabled' => '0'`` is false in PHP: the local server (no TLS) is reached."""
+    settings, database = mariadb_database
+    execute(settings, database, "CREATE TABLE ticket (id INT PRIMARY KEY)")
+    config = write_itop(tmp_path / "itop", settings, database)
+    config.write_text(config.read_text().replace("$MySettings = array(",
+                                                 f"$MySettings = array(\n    'db_tls.enabled' => {enabled},"))
+
+    status = run_cli("--itop-config", str(config), "-f", str(tmp_path / "b"),
+                     "--history", str(tmp_path / "h"))
+
+    assert status == 0
+    from check_itop_backup.livedb import config_database
+
+    assert config_database(str(config)).tls is False
+
+
+def test_a_tls_ca_file_that_is_not_there_is_one_line(tmp_path, mariadb_database, capsys):
+    settings, database = mariadb_database
+    config = write_itop(tmp_path / "itop", settings, database)
+    config.write_text(config.read_text().replace(
+        "$MySettings = array(",
+        "$MySettings = array(\n    'db_tls.enabled' => true, 'db_tls.ca' => '/nowhere/ca.pem',"))
+
+    status = run_cli("--itop-config", str(config), "-f", str(tmp_path / "b"),
+                     "--history", str(tmp_path / "h"))
+
+    assert status == 1
+    assert capsys.readouterr().err == (
+        f"itop-backup run: cannot use the TLS CA file '/nowhere/ca.pem' with the database server "
+        f"{settings['host']}:{settings['port']}: No such file or directory\n")
