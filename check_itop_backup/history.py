@@ -181,10 +181,16 @@ class History:
         self.connection.close()
 
     def _check_schema(self) -> None:
-        """Refuse a file of a newer schema, or one that is not a history; write nothing."""
-        version = self.connection.execute("PRAGMA user_version").fetchone()[0]
-        tables = {row[0] for row in self.connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        """Refuse a file of a newer schema, or one that is not a history; write nothing.
+
+        Version and tables are read in one transaction: another probe may be creating them."""
+        self.connection.execute("BEGIN")
+        try:
+            version = self.connection.execute("PRAGMA user_version").fetchone()[0]
+            tables = {row[0] for row in self.connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        finally:
+            self.connection.execute("COMMIT")
         if version > len(MIGRATIONS):
             raise HistoryError(f"cannot use history {self.path}: its schema version {version} is newer "
                                f"than this program's ({len(MIGRATIONS)}); upgrade check_itop_backup")
