@@ -152,6 +152,15 @@ def find_dump_program(bindir: str = "") -> str:
     raise DumpError(f"neither mysqldump nor mariadb-dump found {where}")
 
 
+def quote_name(name: str) -> str:
+    """Return *name* as a quoted MySQL identifier.
+
+    >>> quote_name("odd`name")
+    '`odd``name`'
+    """
+    return "`" + name.replace("`", "``") + "`"
+
+
 def connect(settings: DatabaseSettings, database: str | None = None):
     """Return a PyMySQL connection (TLS as configured); raise DumpError saying why not.
 

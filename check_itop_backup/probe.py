@@ -114,24 +114,19 @@ class ItopBackup(nagiosplugin.Resource):
     def _leftovers(self, root: str) -> str | None:
         """Clean what killed restores left (recovery.py): in the iTop root, and on the server when
         test restores run; return what remains, or None."""
-        from check_itop_backup.recovery import RecoveryError, recover_files, recover_server
+        from check_itop_backup.recovery import recover
 
-        steps = [lambda: recover_files(root)]
+        database = None
         if self.verifier is not None and self.verifier.settings.level == "restore":
             from check_itop_backup.livedb import LiveDbError, config_database
 
             try:
                 database = config_database(self.settings.itop_config.path)
-                steps.append(lambda: recover_server(database))
             except LiveDbError as error:
                 log.info("not looking for a killed restore's objects on the server: %s", error)
-        problems = []
-        for step in steps:
-            try:
-                for line in step():
-                    log.warning("%s", line)
-            except RecoveryError as error:
-                problems.append(str(error))
+        done, problems = recover(database, root)
+        for line in done:
+            log.warning("%s", line)
         return "; ".join(problems) or None
 
     def _history_metrics(self, judged: ArchiveFile, archives: list[ArchiveFile]

@@ -29,7 +29,7 @@ import re
 import shutil
 from collections.abc import Iterator
 
-from check_itop_backup.dump import DatabaseSettings, DumpError, connect
+from check_itop_backup.dump import DatabaseSettings, DumpError, connect, quote_name
 
 LOCK_PREFIX = "cib_run_"
 JOURNAL_TABLE = "_cib_journal"
@@ -67,6 +67,20 @@ def run_lock(settings: DatabaseSettings, token: str) -> Iterator[None]:
         connection.close()
 
 
+def recover(settings: DatabaseSettings | None, itop_root: str = "") -> tuple[list[str], list[str]]:
+    """Finish or undo what killed restores left on *settings*' server (when given) and in
+    *itop_root* (when given); return what was done and what could not be."""
+    steps = ([lambda: recover_server(settings)] if settings is not None else []) \
+        + ([lambda: recover_files(itop_root)] if itop_root else [])
+    done, problems = [], []
+    for step in steps:
+        try:
+            done += step()
+        except RecoveryError as error:
+            problems.append(str(error))
+    return done, problems
+
+
 def recover_server(settings: DatabaseSettings) -> list[str]:
     """Finish or undo what dead runs left on *settings*' server; return what was done.
 
@@ -82,10 +96,10 @@ def recover_server(settings: DatabaseSettings) -> list[str]:
                 return []
             for schema in dead["scratch"]:
                 done += _finish_swap(cursor, schema)
-                cursor.execute(f"DROP DATABASE IF EXISTS {_quote(schema)}")
+                cursor.execute(f"DROP DATABASE IF EXISTS {quote_name(schema)}")
                 done.append(f"dropped the scratch database {schema}")
             for schema, table in dead["old"]:
-                cursor.execute(f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
+                cursor.execute(f"DROP TABLE IF EXISTS {quote_name(schema)}.{quote_name(table)}")
                 done.append(f"dropped {schema}.{table}, replaced by a restore")
             for user, host in dead["accounts"]:
                 cursor.execute("DROP USER IF EXISTS %s@%s", (user, host))
@@ -127,7 +141,8 @@ def _finish_swap(cursor, scratch: str) -> list[str]:
     names = {row[0] for row in cursor.fetchall()}
     if names != {JOURNAL_TABLE}:
         return []  # no journal (killed before the swap) or tables still there (before the rename)
-    cursor.execute(f"SELECT target, kind, name, sql_mode, statement FROM {_quote(scratch)}.{JOURNAL_TABLE}")
+    cursor.execute(f"SELECT target, kind, name, sql_mode, statement "
+                   f"FROM {quote_name(scratch)}.{JOURNAL_TABLE}")
     rows = cursor.fetchall()
     if not rows:
         return []
@@ -137,15 +152,20 @@ def _finish_swap(cursor, scratch: str) -> list[str]:
     cursor.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s",
                    (target,))
     present |= {row[0] for row in cursor.fetchall()}
-    cursor.execute(f"USE {_quote(target)}")
+    cursor.execute(f"USE {quote_name(target)}")
     missing = [(kind, name, mode, statement) for _, kind, name, mode, statement in rows
                if kind in ("VIEW", "TRIGGER") and name not in present]
     create_all(cursor, [statement for kind, _, _, statement in missing if kind == "VIEW"])
-    for _, _, mode, statement in [row for row in missing if row[0] == "TRIGGER"]:
-        cursor.execute("SET SESSION sql_mode = %s", (mode,))
-        cursor.execute(statement)
+    create_triggers(cursor, [(mode, statement) for kind, _, mode, statement in missing if kind == "TRIGGER"])
     created = [name for _, name, _, _ in missing]
     return [f"finished the swap into {target}" + (f" (re-created {', '.join(created)})" if created else "")]
+
+
+def create_triggers(cursor, triggers: list[tuple[str, str]]) -> None:
+    """Run each CREATE TRIGGER statement of *triggers* ``(sql_mode, statement)`` under its sql_mode."""
+    for sql_mode, statement in triggers:
+        cursor.execute("SET SESSION sql_mode = %s", (sql_mode,))
+        cursor.execute(statement)
 
 
 def create_all(cursor, statements: list[str]) -> None:
@@ -165,10 +185,6 @@ def create_all(cursor, statements: list[str]) -> None:
         if len(failed) == len(pending):
             raise last_error
         pending = failed
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 class FilesJournal:

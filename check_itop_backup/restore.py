@@ -55,6 +55,7 @@ from check_itop_backup.dump import (
     ServerFacts,
     connect,
     port_options,
+    quote_name,
     tls_options,
 )
 from check_itop_backup.recovery import (
@@ -62,9 +63,9 @@ from check_itop_backup.recovery import (
     FilesJournal,
     RecoveryError,
     create_all,
+    create_triggers,
     old_table_name,
-    recover_files,
-    recover_server,
+    recover,
     run_lock,
     token_of,
 )
@@ -116,15 +117,6 @@ class SwapResult:
     triggers: tuple[str, ...]
     replaced: tuple[str, ...]
     kept: tuple[str, ...]
-
-
-def quote_name(name: str) -> str:
-    """Return *name* as a quoted MySQL identifier.
-
-    >>> quote_name("odd`name")
-    '`odd``name`'
-    """
-    return "`" + name.replace("`", "``") + "`"
 
 
 def find_client_program(bindir: str = "") -> str:
@@ -240,15 +232,12 @@ def scratch_database(settings: DatabaseSettings, prefix: str = SCRATCH_PREFIX,
 @contextlib.contextmanager
 def _run_lock(settings: DatabaseSettings, token: str) -> Iterator[None]:
     """Hold the run's lock (recovery.py); a server that cannot be reached is a RestoreError."""
-    try:
-        lock = run_lock(settings, token)
-        lock.__enter__()
-    except DumpError as error:
-        raise RestoreError(str(error)) from None
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(run_lock(settings, token))
+        except DumpError as error:
+            raise RestoreError(str(error)) from None
         yield
-    finally:
-        lock.__exit__(None, None, None)
 
 
 def _create_scratch(settings: DatabaseSettings, name: str, prefix: str) -> None:
@@ -507,9 +496,7 @@ def swap_into(settings: DatabaseSettings, scratch: str) -> SwapResult:
                 cursor.execute(f"DROP {kind} IF EXISTS {quote_name(target)}.{quote_name(old)}")
             connection.select_db(target)
             create_all(cursor, [statement for _, statement in views.values()])
-            for _name, (sql_mode, statement) in triggers.items():
-                cursor.execute("SET SESSION sql_mode = %s", (sql_mode,))
-                cursor.execute(statement)
+            create_triggers(cursor, list(triggers.values()))
         except pymysql.MySQLError as error:
             raise RestoreError(f"swapping the restored tables into {target} failed: "
                                f"{error.args[-1]}") from None
@@ -593,7 +580,7 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
         raise RestoreError(f"{archive} is a {report.container} archive: only .tar.gz archives are restored")
     program = find_client_program(bindir)
     version = server_version(settings)
-    recovered = recover(settings, itop_root)
+    recovered = sum(recover(settings, itop_root), [])  # what was cleaned, what could not be
     existing = target_tables(settings)
     if existing and not force:
         shown = ", ".join(existing[:5]) + (", …" if len(existing) > 5 else "")
@@ -669,16 +656,3 @@ def _place(files, target: str, swapped: SwapResult) -> None:
         raise RestoreError(f"{target} was replaced ({len(swapped.tables)} tables) but placing the files "
                            f"failed ({reason}); placed: {placed}; the rest is still staged and a later "
                            "restore into the same root places it") from None
-
-
-def recover(settings: DatabaseSettings, itop_root: str = "") -> list[str]:
-    """Finish or undo what killed restores left (recovery.py); return warnings saying what was
-    done, and what could not be (which does not stop this restore)."""
-    steps = [lambda: recover_server(settings)] + ([lambda: recover_files(itop_root)] if itop_root else [])
-    said = []
-    for step in steps:
-        try:
-            said += step()
-        except RecoveryError as error:
-            said.append(str(error))
-    return said

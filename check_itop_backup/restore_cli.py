@@ -81,7 +81,8 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
     report and returns the exit status (0 only when the archive restored as expected).
     OSError passes through."""
     from check_itop_backup.progress import ArchiveProgress
-    from check_itop_backup.restore import RestoreError, recover
+    from check_itop_backup.recovery import recover
+    from check_itop_backup.restore import RestoreError
     from check_itop_backup.testrestore import verify_by_restore
 
     prog = "itop-backup verify"
@@ -92,7 +93,7 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
         return 2
     with guarded_run(args.timeout) as failure:
         try:
-            for line in recover(settings):
+            for line in sum(recover(settings), []):  # what was cleaned, what could not be
                 print(f"{prog}: warning: {line}", file=sys.stderr)
             with ArchiveProgress(args.archive, "test-restoring"):
                 report = verify_by_restore(args.archive, settings, args.mysql_bindir or "")
