@@ -195,6 +195,7 @@ class FilesJournal:
         self.path = os.path.join(itop_root, "data", f".itop-restore-{token}.json")
         self.staging = self.path[:-len(".json")]
         self.facts = {"environment": environment, "maintenance": False, "swapped": False}
+        self.keep = False  # left for a later restore to finish (its lock is released)
         self._fd = -1
 
     def __enter__(self) -> FilesJournal:
@@ -220,8 +221,9 @@ class FilesJournal:
         os.fsync(self._fd)
 
     def __exit__(self, *exc_info: object) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        if not self.keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
         os.close(self._fd)
 
 
@@ -251,7 +253,7 @@ def recover_files(itop_root: str) -> list[str]:
                 if facts.get("swapped") and os.path.isdir(staging):
                     environment = str(facts.get("environment") or "production")
                     files = StagedFiles(itop_root, environment, staging=staging, names=_staged_names(staging))
-                    placed = files.place()
+                    placed = files.place(rest_only=True)
                     done.append(f"placed the {len(placed)} file(s) it had staged")
                 if os.path.lexists(staging):
                     shutil.rmtree(staging)

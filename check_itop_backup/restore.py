@@ -614,7 +614,7 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
                         f"may not create a scratch database){saved}")
             if files and journal:
                 journal.note(swapped=True)
-                _place(files, settings.name, swapped)
+                _place(files, journal, settings.name, swapped)
             placed = tuple(files.written) if files else ()
             skipped = tuple(files.skipped) if files else ()
     except (FilesError, RecoveryError) as error:
@@ -644,13 +644,15 @@ def _through_scratch(archive: str, settings: DatabaseSettings, existing: list[st
             return loaded, swap_into(settings, scratch)
 
 
-def _place(files, target: str, swapped: SwapResult) -> None:
-    """Place the staged files after the swap; a failure says what was replaced and what was not."""
+def _place(files, journal: FilesJournal, target: str, swapped: SwapResult) -> None:
+    """Place the staged files after the swap; a failure says what was replaced and what was
+    not, and leaves the rest staged with its journal, for the next restore to place."""
     from check_itop_backup.restorefiles import FilesError
 
     try:
         files.place()
     except (FilesError, OSError) as error:
+        files.keep = journal.keep = True
         reason = f"{error.strerror}: {error.filename}" if isinstance(error, OSError) else str(error)
         placed = ", ".join(files.written) or "none"
         raise RestoreError(f"{target} was replaced ({len(swapped.tables)} tables) but placing the files "

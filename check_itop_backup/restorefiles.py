@@ -98,6 +98,7 @@ class StagedFiles:
     names: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
+    keep: bool = False  # keep the staging directory: placing failed, a later restore places the rest
     _handle: object = None
 
     def __enter__(self) -> StagedFiles:
@@ -107,7 +108,8 @@ class StagedFiles:
 
     def __exit__(self, *exc_info: object) -> None:
         self._close()
-        shutil.rmtree(self.staging, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.staging, ignore_errors=True)
 
     def open_member(self, name: str, kind: bytes):
         """Return the sink for member *name* (``./`` and trailing ``/`` already dropped)."""
@@ -168,10 +170,12 @@ class StagedFiles:
             return ""
         return name
 
-    def place(self) -> list[str]:
+    def place(self, rest_only: bool = False) -> list[str]:
         """Move the staged files to their places in the iTop root; return the paths written.
 
-        ``written`` holds them too, so that a failure half-way can say what was placed."""
+        ``written`` holds them too, so that a failure half-way can say what was placed. With
+        *rest_only* (what a killed or failed run left staged) a live delta or modules directory
+        that is not staged stays: that run may have placed it already."""
         self._close()
         root, env = self.itop_root, self.environment
         modules = f"{env}-modules"
@@ -189,10 +193,11 @@ class StagedFiles:
         if os.path.isfile(os.path.join(self.staging, DELTA_MEMBER)):
             os.replace(os.path.join(self.staging, DELTA_MEMBER), delta)
             written.append(delta)
-        elif os.path.lexists(delta):
+        elif os.path.lexists(delta) and not rest_only:
             os.unlink(delta)
         live_modules = os.path.join(root, "data", modules)
-        _remove(live_modules)
+        if staged_modules or not rest_only:
+            _remove(live_modules)
         if staged_modules:
             os.replace(staged_modules, live_modules)
             written.append(live_modules + os.sep)

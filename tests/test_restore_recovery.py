@@ -59,21 +59,33 @@ def test_a_symlinked_conf_is_refused_before_the_database_is_replaced(runner_arch
     assert list((root / "data").iterdir()) == []  # no maintenance file, staging or journal left
 
 
-def test_a_failure_to_place_files_after_the_swap_says_what_was_replaced_and_what_was_placed(tmp_path):
+def test_a_failure_to_place_files_after_the_swap_says_what_was_replaced_and_keeps_the_rest_staged(tmp_path):
+    from check_itop_backup.recovery import FilesJournal, recover_files
+
     root = tmp_path / "itop"
     (root / "data").mkdir(parents=True)
     (root / "extensions").write_text("a file where a directory goes")
-    with StagedFiles(str(root), staging=str(root / "data" / ".itop-restore-0123456789abcdef")) as files:
+    with FilesJournal(str(root), "0123456789abcdef", "production") as journal, \
+            StagedFiles(str(root), staging=journal.staging) as files:
         files.open_member("delta.xml", b"0").write(b"<delta/>", 0, 8)
         files.open_member("extensions/readme.txt", b"0").write(b"hello", 0, 5)
+        journal.note(swapped=True)
         swapped = SwapResult(("ticket", "priv_user"), (), (), ("ticket",), ())
 
         with pytest.raises(RestoreError) as raised:
-            _place(files, "itop", swapped)
+            _place(files, journal, "itop", swapped)
 
     assert str(raised.value).startswith(
         "itop was replaced (2 tables) but placing the files failed (")
     assert f"placed: {root}/data/production.delta.xml; the rest is still staged" in str(raised.value)
+    (root / "extensions").unlink()  # the operator removes what was in the way
+
+    done = recover_files(str(root))
+
+    assert done[0].endswith("placed the 1 file(s) it had staged")
+    assert (root / "extensions" / "readme.txt").read_text() == "hello"
+    assert (root / "data" / "production.delta.xml").read_text() == "<delta/>"  # placed before, kept
+    assert sorted(path.name for path in (root / "data").iterdir()) == ["production.delta.xml"]
 
 
 def killed_mid_load(archive, settings, tmp_path, *extra):
@@ -233,13 +245,18 @@ def test_kill_9_while_placing_files_is_finished_by_the_next_restore(tmp_path):
     journal = root / "data" / f".itop-restore-{token}.json"
     journal.write_text(journal.read_text().replace('"swapped": false', '"swapped": true'))
     assert '"swapped": true' in journal.read_text()
+    # What the killed run had placed already: no longer staged, it must stay.
+    (root / "data" / "production.delta.xml").write_text("<delta/>")
+    (root / "data" / "production-modules" / "mymod").mkdir(parents=True)
 
     done = recover_files(str(root))
 
     assert done[0].endswith("placed the 1 file(s) it had staged")
     assert (root / "conf" / "production" / "config-itop.php").read_text() == f"<?php $pw = '{PASSWORD}';"
     assert oct((root / "conf" / "production" / "config-itop.php").stat().st_mode & 0o777) == "0o440"
-    assert sorted(path.name for path in (root / "data").iterdir()) == []
+    assert sorted(path.name for path in (root / "data").iterdir()) == ["production-modules",
+                                                                       "production.delta.xml"]
+    assert (root / "data" / "production-modules" / "mymod").is_dir()
 
 
 def test_the_load_account_and_scratch_of_a_sigkilled_runner_side_are_gone_after_recovery(mariadb_server):
