@@ -316,8 +316,8 @@ class _Discard:
 
 
 class _ClientFeeder:
-    """The dump's sink: checks each line (sqlguard.py), then writes it to the client's stdin,
-    counting lines to quote a failed statement."""
+    """The dump's sink: checks each line (sqlguard.py), then writes it to the client's stdin;
+    keeps the last pieces, with the guard's line count, to quote a failed statement."""
 
     def __init__(self, fd: int, also: Sink | None) -> None:
         self.fd = fd

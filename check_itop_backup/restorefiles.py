@@ -143,17 +143,7 @@ class StagedFiles:
         destinations = {self._destination(name) for name in self.names} - {""}
         destinations.add(self._destination(DELTA_MEMBER))  # replaced or removed in any case
         for relative in sorted(destinations):
-            path = self.itop_root
-            for part in [part for part in os.path.dirname(relative).split("/") if part not in ("", ".")]:
-                if part == "..":
-                    raise FilesError(f"{relative!r} climbs out of the iTop root {self.itop_root}")
-                if not os.path.lexists(os.path.join(path, part)):
-                    break
-                path = os.path.join(path, part)
-                if os.path.islink(path):
-                    raise FilesError(f"{path} is a symbolic link: not followed, nothing written through it")
-                if not os.path.isdir(path):
-                    raise FilesError(f"{path} is not a directory: the archive's files cannot be placed")
+            path = _safe_directory(self.itop_root, os.path.dirname(relative), create=False)
             if not os.access(path, os.W_OK | os.X_OK):
                 raise FilesError(f"{path} is not writable: the archive's files cannot be placed")
             destination = os.path.join(self.itop_root, relative)
@@ -213,18 +203,24 @@ class StagedFiles:
         return written
 
 
-def _safe_directory(root: str, relative: str) -> str:
+def _safe_directory(root: str, relative: str, create: bool = True) -> str:
     """Return ``root/relative``, creating missing directories, after checking that no part of
-    it is a symbolic link or climbs out; raise FilesError otherwise."""
+    it is a symbolic link, a file or climbs out; raise FilesError otherwise. Without *create*,
+    return its deepest existing directory instead."""
     path = root
     for part in [part for part in relative.split("/") if part not in ("", ".")]:
         if part == "..":
             raise FilesError(f"{relative!r} climbs out of the iTop root {root}")
-        path = os.path.join(path, part)
-        if os.path.islink(path):
-            raise FilesError(f"{path} is a symbolic link: not followed, nothing written through it")
-        if not os.path.isdir(path):
-            os.mkdir(path)
+        candidate = os.path.join(path, part)
+        if os.path.islink(candidate):
+            raise FilesError(f"{candidate} is a symbolic link: not followed, nothing written through it")
+        if not os.path.lexists(candidate):
+            if not create:
+                return path
+            os.mkdir(candidate)
+        elif not os.path.isdir(candidate):
+            raise FilesError(f"{candidate} is not a directory: the archive's files cannot be placed")
+        path = candidate
     return path
 
 

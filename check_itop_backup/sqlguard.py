@@ -156,9 +156,7 @@ class DumpGuard:
             if self._pending or newline < 0:
                 self._hold(data, position, stop)
                 if newline >= 0:
-                    line = b"".join(self._pending)
-                    self._pending, self._pending_size = [], 0
-                    self._line(line, 0, len(line))
+                    self._held_line()
             else:
                 self._line(data, position, stop)
             position = stop
@@ -180,10 +178,13 @@ class DumpGuard:
     def finish(self) -> None:
         """The dump ended: check its last line when it has no newline."""
         if self._pending:
-            line = b"".join(self._pending)
-            self._pending, self._pending_size = [], 0
-            self._line(line, 0, len(line))
+            self._held_line()
         self._flush()
+
+    def _held_line(self) -> None:
+        line = b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        self._line(line, 0, len(line))
 
     def _passes_over(self, data: bytes, position: int, end: int) -> bool:
         """Without check_inserts: True (and the line is skipped) when the line starting here, or
@@ -235,7 +236,7 @@ class DumpGuard:
         limit = MAX_INSERT_LINE if insert else MAX_LINE
         if self._pending_size > limit:
             raise HostileDumpError(self.line + 1, f"a line longer than {limit >> 20} MiB (not mysqldump's)",
-                              self._pending[0])
+                                   self._pending[0])
 
     def _line(self, data: bytes, start: int, stop: int) -> None:
         """Check one whole line (with its newline, unless the dump's last) and emit it."""
