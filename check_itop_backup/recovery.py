@@ -117,12 +117,13 @@ def _dead_tokens(cursor) -> dict[str, list]:
     scratch = [row[0] for row in cursor.fetchall() if _SCRATCH.fullmatch(row[0])]
     cursor.execute("SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
                    "WHERE TABLE_NAME LIKE '\\_cib\\_old\\_%'")
-    old = [tuple(row) for row in cursor.fetchall() if _OLD_TABLE.fullmatch(row[1])]
+    old = [(schema, table, match.group(1)) for schema, table in cursor.fetchall()
+           if (match := _OLD_TABLE.fullmatch(table))]
     accounts: list[tuple[str, str]] = []
     with contextlib.suppress(Exception):  # reading mysql.user needs a right iTop's user lacks
         cursor.execute("SELECT User, Host FROM mysql.user WHERE User LIKE 'cib\\_load\\_%'")
         accounts = [tuple(row) for row in cursor.fetchall() if _ACCOUNT.fullmatch(row[0])]
-    tokens = {token_of(name) for name in scratch} | {_OLD_TABLE.fullmatch(t).group(1) for _, t in old} \
+    tokens = {token_of(name) for name in scratch} | {token for _, _, token in old} \
         | {token_of(user) for user, _ in accounts}
     alive = set()
     for token in tokens:
@@ -130,7 +131,7 @@ def _dead_tokens(cursor) -> dict[str, list]:
         if cursor.fetchone()[0] != 1:
             alive.add(token)
     found = {"scratch": [s for s in scratch if token_of(s) not in alive],
-             "old": [(s, t) for s, t in old if _OLD_TABLE.fullmatch(t).group(1) not in alive],
+             "old": [(schema, table) for schema, table, token in old if token not in alive],
              "accounts": [(u, h) for u, h in accounts if token_of(u) not in alive]}
     return found if any(found.values()) else {}
 
