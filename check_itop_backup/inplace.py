@@ -17,8 +17,6 @@ back with ``itop-backup restore`` of the saved archive.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -86,31 +84,13 @@ def save_target(settings: DatabaseSettings, keep_dir: str, token: str, config_pa
     from check_itop_backup.runner import BackupError, BackupJob, run_backup
 
     spec = os.path.join(keep_dir, SAVED_NAME.format(db=settings.name, token=token))
-    job = BackupJob(pattern=NamePattern.from_spec(spec), database=settings, config_path=config_path)
+    job = BackupJob(pattern=NamePattern.from_spec(spec), database=settings, config_path=config_path,
+                    database_only=not config_path)
     try:
-        with _no_config_warning():
-            return run_backup(job).archive
+        return run_backup(job).archive
     except BackupError as error:
         raise RestoreError(f"cannot save {settings.name} before loading into it ({error}): "
                            "nothing was touched") from None
-
-
-@contextlib.contextmanager
-def _no_config_warning():
-    """Hide the runner's "no --itop-config" warning: without --itop-root the saved archive is
-    meant to hold the database only."""
-    runner_log = logging.getLogger("check_itop_backup.runner")
-    quiet = _DropNoConfig()
-    runner_log.addFilter(quiet)
-    try:
-        yield
-    finally:
-        runner_log.removeFilter(quiet)
-
-
-class _DropNoConfig(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("no --itop-config")
 
 
 def put_back(settings: DatabaseSettings, existing: list[str] | None, saved: str, *, token: str,

@@ -83,6 +83,7 @@ class BackupJob:
     workers: int | None = None
     wait: bool = False
     timezone: str = ""  # iTop names archives in its config's timezone
+    database_only: bool = False  # meant without config-itop.php: no warning (restore's saved copy)
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ def members_of(job: BackupJob) -> list[Member]:
     Raise BackupError for an extra file outside the iTop root, as iTop does.
     """
     members = [Member("config-itop.php", job.config_path)] if job.config_path else []
-    if not members:
+    if not members and not job.database_only:
         _log.warning("no --itop-config: the archive holds the database only; iTop's restore and "
                      "'itop-backup verify' expect config-itop.php too")
     if not job.itop_root:
