@@ -580,7 +580,7 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
         raise RestoreError(f"{archive} is a {report.container} archive: only .tar.gz archives are restored")
     program = find_client_program(bindir)
     version = server_version(settings)
-    recovered = sum(recover(settings, itop_root), [])  # what was cleaned, what could not be
+    cleaned, not_cleaned = recover(settings, itop_root)
     existing = target_tables(settings)
     if existing and not force:
         shown = ", ".join(existing[:5]) + (", …" if len(existing) > 5 else "")
@@ -620,7 +620,7 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
     except (FilesError, RecoveryError) as error:
         raise RestoreError(f"{error}: nothing was written, {settings.name} and {itop_root} are unchanged") \
             from None
-    warnings = list(recovered) + list(report.warnings) + list(loaded.warnings)
+    warnings = cleaned + not_cleaned + list(report.warnings) + list(loaded.warnings)
     if swapped.kept:
         warnings.append(f"{len(swapped.kept)} table(s) of {settings.name} not in the dump were left "
                         f"as they are: {', '.join(swapped.kept)}")

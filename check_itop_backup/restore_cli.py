@@ -93,7 +93,8 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
         return 2
     with guarded_run(args.timeout) as failure:
         try:
-            for line in sum(recover(settings), []):  # what was cleaned, what could not be
+            cleaned, not_cleaned = recover(settings)
+            for line in cleaned + not_cleaned:
                 print(f"{prog}: warning: {line}", file=sys.stderr)
             with ArchiveProgress(args.archive, "test-restoring"):
                 report = verify_by_restore(args.archive, settings, args.mysql_bindir or "")
