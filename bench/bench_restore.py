@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runner import DATABASE, ROOT, ensure_database, server, timed  # noqa: E402
 
 TARGET = 1.05
-BACKUP = [sys.executable, "-c", "from check_itop_backup.backup_cli import backup_main; backup_main()"]
+BACKUP = [sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main; backup_main()"]
 
 
 def make_archive(settings: dict, directory: Path) -> Path:

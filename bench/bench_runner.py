@@ -140,7 +140,7 @@ def main() -> int:
         "mysqldump | gzip -6": ["sh", "-c", f"{shell_dump} | gzip -6 > {out}/gzip.sql.gz"],
         "mysqldump | pigz -6": ["sh", "-c", f"{shell_dump} | pigz -6 > {out}/pigz.sql.gz"],
         "itop-backup run": [sys.executable, "-c",
-                            "from check_itop_backup.backup_cli import backup_main; backup_main()", "run",
+                            "from check_itop_backup.cli.backup import backup_main; backup_main()", "run",
                             "--db-host", f"{settings['host']}:{settings['port']}",
                             "--db-user", settings["user"], "--db-name", DATABASE, "-f", f"{out}/runner",
                             "--history", f"{out}/history.sqlite", "--compress-level", "6"],

@@ -112,7 +112,7 @@ def build_archive(path: Path, size_mb: int, writer: str) -> None:
 # (ru_maxrss would count the benchmark's own memory, inherited across fork before exec.)
 _VERIFY = """
 import sys
-from check_itop_backup.backup_cli import backup_main
+from check_itop_backup.cli.backup import backup_main
 try:
     backup_main(sys.argv[1:])
 finally:

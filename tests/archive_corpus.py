@@ -33,7 +33,7 @@ def itop_member(name: str) -> bytes:
 def write_runner_archive(output: BinaryIO, read_dump: Callable[[int], bytes], **writer_options: int) -> None:
     """Write our runner's archive shape (runner.py) to *output*: config, a reserved
     manifest.json, the dump streamed from *read_dump* last, then the manifest filled in."""
-    from check_itop_backup.tarstream import TarGzWriter
+    from check_itop_backup.archive.writer import TarGzWriter
 
     writer = TarGzWriter(output, level=6, **writer_options)
     writer.add_bytes("config-itop.php", itop_member("config-itop.php"))

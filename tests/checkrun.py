@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nagiosplugin
 
-from check_itop_backup.cli import check_main
+from check_itop_backup.cli.check import check_main
 
 ITOP_ARCHIVE = Path(__file__).parent / "data" / "itop-2026-11-26.tar.gz"
 

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from check_itop_backup.backup_cli import backup_main
+from check_itop_backup.cli.backup import backup_main
 from tests.archive_corpus import itop_member, zip_archive
 from tests.checkrun import place_archive, run_check
 
 NOW = datetime(2026, 11, 27, 10, 0).astimezone()
 PYTHON = [sys.executable, "-c"]
-PROBE = PYTHON + ["from check_itop_backup.cli import check_main; check_main()"]
-BACKUP = PYTHON + ["from check_itop_backup.backup_cli import backup_main; backup_main()"]
+PROBE = PYTHON + ["from check_itop_backup.cli.check import check_main; check_main()"]
+BACKUP = PYTHON + ["from check_itop_backup.cli.backup import backup_main; backup_main()"]
 
 
 def php(body: str) -> str:

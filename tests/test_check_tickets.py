@@ -242,7 +242,7 @@ def test_an_ok_run_without_an_open_ticket_does_not_import_requests(tmp_path, ito
     argv = ["-f", str(tmp_path / "__DB__-%Y-%m-%d"), "--db-name", "itop", "--timezone", "Europe/Paris",
             "--now", (NOW + timedelta(hours=3)).isoformat(), "--param-file", str(params)]
     code = ("import sys\n"
-            "from check_itop_backup.cli import check_main\n"
+            "from check_itop_backup.cli.check import check_main\n"
             "try:\n"
             f"    check_main({argv!r})\n"
             "except SystemExit as exit_:\n"

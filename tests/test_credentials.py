@@ -8,7 +8,7 @@ import uuid
 import pymysql
 import pytest
 
-from check_itop_backup.credentials import (
+from check_itop_backup.itop.credentials import (
     CredentialsError,
     defaults_file_pipe,
     read_option_file_password,

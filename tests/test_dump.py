@@ -5,7 +5,14 @@ from __future__ import annotations
 import pymysql
 import pytest
 
-from check_itop_backup.dump import DatabaseSettings, DumpError, ServerFacts, Table, dump_command, preflight
+from check_itop_backup.database.dump import (
+    DatabaseSettings,
+    DumpError,
+    ServerFacts,
+    Table,
+    dump_command,
+    preflight,
+)
 
 MARIADB = ServerFacts("10.11.19-MariaDB", "utf8mb4",
                       (Table("it_a", "table", 1), Table("it_v", "view", None)), 0)

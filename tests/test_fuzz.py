@@ -13,7 +13,9 @@ from datetime import datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from check_itop_backup import credentials, naming, paramfile, phpconfig, tarheader, units
+from check_itop_backup import units
+from check_itop_backup.archive import tar as tarheader
+from check_itop_backup.itop import credentials, naming, paramfile, phpconfig
 
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None,
                 derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -30,7 +30,7 @@ SIZE = ITOP_ARCHIVE.stat().st_size
 
 
 def history_cli(*argv: object, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from check_itop_backup.backup_cli import backup_main;"
+    return subprocess.run([sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main;"
                            "backup_main()", "history", *map(str, argv)], capture_output=True, text=True,
                           timeout=60, env=env)
 

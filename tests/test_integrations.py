@@ -30,10 +30,10 @@ from typing import NoReturn
 import pytest
 import yaml
 
-from check_itop_backup import icinga_command
-from check_itop_backup.backup_cli import build_parser as build_runner_parser
-from check_itop_backup.cli import build_check_parser
-from check_itop_backup.schedule import EVERY_DAY, Schedule
+from check_itop_backup.cli import icinga_command
+from check_itop_backup.cli.backup import build_parser as build_runner_parser
+from check_itop_backup.cli.check import build_check_parser
+from check_itop_backup.itop.schedule import EVERY_DAY, Schedule
 from tests.checkrun import ITOP_ARCHIVE, place_archive, run_check
 
 ROOT = Path(__file__).parent.parent
@@ -253,7 +253,7 @@ def test_icinga_passes_a_range_starting_with_a_minus_and_gets_its_verdict(tmp_pa
 
 def test_icinga_command_conf_is_the_one_rendered_from_the_probes_parser():
     assert COMMAND_CONF.read_text() == icinga_command.render(build_check_parser()), \
-        "regenerate: python3 -m check_itop_backup.icinga_command > contrib/icinga/command.conf"
+        "regenerate: python3 -m check_itop_backup.cli.icinga_command > contrib/icinga/command.conf"
 
 
 def command_conf_arguments() -> dict[str, str]:

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from check_itop_backup import deadline
-from check_itop_backup.itop_rest import DryRunClient, Incident, ItopClient, ItopError, find_open_request
+from check_itop_backup.tickets.rest import DryRunClient, Incident, ItopClient, ItopError, find_open_request
 from tests.fake_itop import RECORDED, TLS_CERT, FakeItop, free_port
 
 FIELDS = {

@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from check_itop_backup.backup_cli import SUBCOMMANDS, backup_main
+from check_itop_backup.cli.backup import SUBCOMMANDS, backup_main
 from tests.checkrun import ITOP_ARCHIVE, run_check
 from tests.test_runner import write_itop
 from tests.test_trend import START, fill
 
 PROBE = [sys.executable, "-m", "check_itop_backup"]
-BACKUP = [sys.executable, "-c", "from check_itop_backup.backup_cli import backup_main; backup_main()"]
+BACKUP = [sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main; backup_main()"]
 SHRUNK = [100_000] * 7 + [75_000]  # the last archive 25 % below the median of the others
 
 

@@ -22,8 +22,8 @@ import pytest
 from tests.checkrun import place_archive, run_check
 from tests.test_runner import populate, write_itop
 
-RUNNER = "from check_itop_backup.backup_cli import backup_main; backup_main()"
-PROBE = "from check_itop_backup.cli import check_main; check_main()"
+RUNNER = "from check_itop_backup.cli.backup import backup_main; backup_main()"
+PROBE = "from check_itop_backup.cli.check import check_main; check_main()"
 PARIS = ZoneInfo("Europe/Paris")
 
 

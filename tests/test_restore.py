@@ -15,13 +15,13 @@ import uuid
 import pymysql
 import pytest
 
-from check_itop_backup.backup_cli import backup_main
+from check_itop_backup.cli.backup import backup_main
 from tests.archive_corpus import itop_tar, member
 from tests.checkrun import run_check
 from tests.conftest import ITOP_ARCHIVE
 from tests.test_runner import checksums, execute, populate, write_itop
 
-BACKUP = [sys.executable, "-c", "from check_itop_backup.backup_cli import backup_main; backup_main()"]
+BACKUP = [sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main; backup_main()"]
 PASSWORD = "r3st'o\"re #pw\\ x"
 
 

@@ -14,8 +14,8 @@ import uuid
 import pymysql
 import pytest
 
-from check_itop_backup.restore import RestoreError, SwapResult, _place
-from check_itop_backup.restorefiles import StagedFiles
+from check_itop_backup.backup.files import StagedFiles
+from check_itop_backup.backup.restore import RestoreError, SwapResult, _place
 from tests.archive_corpus import itop_tar
 from tests.checkrun import ITOP_ARCHIVE, run_check
 from tests.test_hostile_dumps import load_accounts, tables
@@ -60,7 +60,7 @@ def test_a_symlinked_conf_is_refused_before_the_database_is_replaced(runner_arch
 
 
 def test_a_failure_to_place_files_after_the_swap_says_what_was_replaced_and_keeps_the_rest_staged(tmp_path):
-    from check_itop_backup.recovery import FilesJournal, recover_files
+    from check_itop_backup.database.recovery import FilesJournal, recover_files
 
     root = tmp_path / "itop"
     (root / "data").mkdir(parents=True)
@@ -222,7 +222,7 @@ def test_the_probe_cleans_a_killed_restore_and_warns_about_what_it_cannot(tmp_pa
 
 
 def test_a_running_restore_is_never_taken_for_a_killed_one(tmp_path):
-    from check_itop_backup.recovery import FilesJournal, recover_files
+    from check_itop_backup.database.recovery import FilesJournal, recover_files
 
     root = tmp_path / "itop"
     (root / "data").mkdir(parents=True)
@@ -237,7 +237,7 @@ def test_a_running_restore_is_never_taken_for_a_killed_one(tmp_path):
 
 
 def test_kill_9_while_placing_files_is_finished_by_the_next_restore(tmp_path):
-    from check_itop_backup.recovery import recover_files
+    from check_itop_backup.database.recovery import recover_files
 
     root = tmp_path / "itop"
     (root / "data").mkdir(parents=True)
@@ -261,8 +261,8 @@ def test_kill_9_while_placing_files_is_finished_by_the_next_restore(tmp_path):
 
 def test_the_load_account_and_scratch_of_a_sigkilled_runner_side_are_gone_after_recovery(mariadb_server):
     """A dead run's account is dropped even without a scratch database (killed between the two)."""
-    from check_itop_backup.dump import DatabaseSettings
-    from check_itop_backup.recovery import recover_server
+    from check_itop_backup.database.dump import DatabaseSettings
+    from check_itop_backup.database.recovery import recover_server
 
     token = uuid.uuid4().hex[:16]
     execute(mariadb_server, None, f"CREATE USER 'cib_load_{token}'@'localhost' IDENTIFIED BY 'x'")

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pymysql
 import pytest
 
-from check_itop_backup.credentials import PASSWORD_ENV
+from check_itop_backup.itop.credentials import PASSWORD_ENV
 from tests.checkrun import run_check
 from tests.test_restore import cli, itop_tar, tiny_dump, write_archive
 from tests.test_runner import checksums, execute, populate, run_cli, write_itop

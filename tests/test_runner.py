@@ -19,9 +19,9 @@ import uuid
 import pymysql
 import pytest
 
-from check_itop_backup.backup_cli import backup_main
+from check_itop_backup.cli.backup import backup_main
 
-RUN = [sys.executable, "-c", "from check_itop_backup.backup_cli import backup_main; backup_main()", "run"]
+RUN = [sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main; backup_main()", "run"]
 PASSWORD = "pa'ss\"w#rd\\ x"  # quotes, hash, backslash, space: what breaks naive option files
 
 
@@ -362,7 +362,7 @@ def test_tls_turned_off_as_php_reads_it_is_off_for_the_runner_and_the_live_compa
                      "--history", str(tmp_path / "h"))
 
     assert status == 0
-    from check_itop_backup.livedb import config_database
+    from check_itop_backup.database.server import config_database
 
     assert config_database(str(config)).tls is False
 

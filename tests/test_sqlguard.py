@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from check_itop_backup.sqlguard import DumpGuard, HostileDumpError
+from check_itop_backup.archive.sqlguard import DumpGuard, HostileDumpError
 from tests.archive_corpus import itop_member
 
 SQL_BYTES = st.sampled_from([b"'", b'"', b"`", b"\\", b"#", b"-", b"--", b"-- ", b"/*", b"*/", b"/*!40101 ",

@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from check_itop_backup.tarstream import (
+from check_itop_backup.archive.writer import (
     MEMBER_HEADER_SIZE,
     TarGzWriter,
     member_length,

@@ -24,8 +24,8 @@ from tests.checkrun import place_archive
 from tests.test_restore import databases, left_scratch, runner_archive, stalling_client  # noqa: F401 - a fixture
 from tests.test_runner import slow_bindir
 
-PROBE = [sys.executable, "-c", "from check_itop_backup.cli import check_main; check_main()"]
-BACKUP = [sys.executable, "-c", "from check_itop_backup.backup_cli import backup_main; backup_main()"]
+PROBE = [sys.executable, "-c", "from check_itop_backup.cli.check import check_main; check_main()"]
+BACKUP = [sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main; backup_main()"]
 
 
 def run(argv: list, block_alarm: bool = False, **options) -> tuple[int, str, str, float]:
@@ -182,7 +182,7 @@ def test_a_70_kb_password_is_refused_at_once_instead_of_filling_the_pipe(tmp_pat
 
 
 def test_the_longest_accepted_password_reaches_the_real_client_through_the_pipe(mariadb_server):
-    from check_itop_backup.credentials import MAX_PASSWORD_BYTES, defaults_file_pipe
+    from check_itop_backup.itop.credentials import MAX_PASSWORD_BYTES, defaults_file_pipe
 
     password = '\\"' * (MAX_PASSWORD_BYTES // 2)  # every character escaped: the longest pipe content
     client = subprocess.run(["sh", "-c", "command -v mariadb || command -v mysql"], capture_output=True,

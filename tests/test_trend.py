@@ -221,7 +221,7 @@ def test_a_history_that_cannot_be_created_is_unknown(tmp_path):
 
 
 def itop_backup(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from check_itop_backup.backup_cli import backup_main;"
+    return subprocess.run([sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main;"
                            "backup_main()", *map(str, argv)], capture_output=True, text=True, timeout=60)
 
 

@@ -10,9 +10,9 @@ import tarfile
 
 import pytest
 
-from check_itop_backup.backup_cli import backup_main
-from check_itop_backup.dumpscan import DumpScanner
-from check_itop_backup.verify import verify_archive
+from check_itop_backup.archive.dumpscan import DumpScanner
+from check_itop_backup.archive.inspect import verify_archive
+from check_itop_backup.cli.backup import backup_main
 from tests.archive_corpus import (
     BROKEN,
     END_OF_ARCHIVE,

@@ -11,9 +11,9 @@ import struct
 
 import pytest
 
-from check_itop_backup import verify
-from check_itop_backup.tarstream import MEMBER_HEADER_SIZE, TarGzWriter, gzip_member, member_length
-from check_itop_backup.verify import verify_archive
+from check_itop_backup.archive import inspect as verify
+from check_itop_backup.archive.inspect import verify_archive
+from check_itop_backup.archive.writer import MEMBER_HEADER_SIZE, TarGzWriter, gzip_member, member_length
 from tests.archive_corpus import itop_member, itop_tar, member
 
 _LENGTH_FIELD = MEMBER_HEADER_SIZE - 4  # where the "IB" subfield's value starts in a member

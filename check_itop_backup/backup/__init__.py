@@ -1,0 +1,1 @@
+"""Making archives, restoring them, placing restored files."""

@@ -1,0 +1,231 @@
+"""Restore an archive's files into an iTop directory, and iTop's maintenance mode around it.
+
+While the dump loads, the other members are staged in ``<root>/data/.itop-restore-<random>``
+(mode 0700: config-itop.php holds the database password); once the database is in place
+they are moved where iTop's restore puts them (BACKUP-SPEC §5, steps 6-9):
+
+* ``config-itop.php`` to ``conf/<env>/config-itop.php``, mode 0440;
+* ``delta.xml`` to ``data/<env>.delta.xml`` (an existing one is removed when the archive
+  has none, as iTop does);
+* ``<env>-modules/`` (iTop writes ``production-modules``) to ``data/<env>-modules/``,
+  replacing the existing directory;
+* every other regular file to its path relative to the iTop root.
+
+Nothing is written outside the root: names with ``..`` or a leading ``/`` are refused,
+links in the archive are skipped, and an existing symbolic link on the way to a
+destination is never followed. The staging directory is removed whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from check_itop_backup.archive.tar import REGULAR_TYPES, unsafe_reason
+
+if TYPE_CHECKING:
+    from check_itop_backup.database.recovery import FilesJournal
+
+CONFIG_MEMBER = "config-itop.php"
+DELTA_MEMBER = "delta.xml"
+NOT_FILES = ("itop-dump.sql", "manifest.json")
+CONFIG_MODE = 0o440
+MAINTENANCE_FILE = os.path.join("data", ".maintenance")
+REMINDER = (
+    "iTop's restore recompiles the environment afterwards, which itop-backup cannot do: if the "
+    "iTop code or its extensions differ from the backed-up instance, run the setup again (Upgrade, "
+    "same choices); make conf/, data/ and env-<env>/ writable by the web server user (iTop's docs: "
+    "e.g. chown -R www-data: conf data env-production log); the restored config-itop.php carries "
+    "the backed-up instance's database credentials and is read-only (0440)."
+)
+
+
+class FilesError(Exception):
+    """A member cannot be placed safely; the message is one line for people."""
+
+
+@contextlib.contextmanager
+def maintenance_mode(itop_root: str, journal: FilesJournal) -> Iterator[str]:
+    """Create ``data/.maintenance`` (iTop answers 503, its cron and CLI scripts do nothing) for
+    the block and remove it afterwards, whatever happens, unless it was there before (as iTop).
+    The *journal* records that it was created, for a recovery after kill -9 (recovery.py)."""
+    path = os.path.join(itop_root, MAINTENANCE_FILE)
+    existed = os.path.lexists(path)
+    if not existed:
+        try:
+            with open(path, "x"):
+                pass
+        except OSError as error:
+            raise FilesError(f"cannot enter maintenance mode ({path}): {error.strerror}") from None
+        journal.note(maintenance=True)
+    try:
+        yield path
+    finally:
+        if not existed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+class _FileSink:
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
+    def write(self, data: bytes, start: int, end: int) -> None:
+        self.handle.write(memoryview(data)[start:end])
+
+
+class _Ignored:
+    def write(self, data: bytes, start: int, end: int) -> None:
+        pass
+
+
+@dataclass
+class StagedFiles:
+    """The archive's files, staged under the iTop root while the dump loads.
+
+    Use as a context manager: the staging directory (*staging*, the run's journal names it)
+    is created, and removed when the block ends.
+    ``open_member(name, kind)`` is the sink factory restore.load_dump calls.
+    """
+
+    itop_root: str
+    environment: str = "production"
+    staging: str = ""
+    names: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    keep: bool = False  # keep the staging directory: placing failed, a later restore places the rest
+    _handle: object = None
+
+    def __enter__(self) -> StagedFiles:
+        _safe_directory(self.itop_root, "data")
+        os.mkdir(self.staging, 0o700)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._close()
+        if not self.keep:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def open_member(self, name: str, kind: bytes):
+        """Return the sink for member *name* (``./`` and trailing ``/`` already dropped)."""
+        self._close()
+        reason = unsafe_reason(name, kind, "")
+        if reason:
+            raise FilesError(reason)
+        if name in NOT_FILES or not name:
+            return _Ignored()
+        path = os.path.join(self.staging, name)
+        if kind == b"5":
+            os.makedirs(path, 0o700, exist_ok=True)
+            return _Ignored()
+        if kind not in REGULAR_TYPES:
+            self.skipped.append(name)
+            return _Ignored()
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        self._handle = open(path, "wb")  # noqa: SIM115 - closed by the next member or __exit__
+        self.names.append(name)
+        return _FileSink(self._handle)
+
+    def _close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def check_placement(self) -> None:
+        """Raise FilesError when a staged file could not be placed: checked before the database
+        is swapped, so that a restore refused for its files has written nothing."""
+        self._close()
+        destinations = {self._destination(name) for name in self.names} - {""}
+        destinations.add(self._destination(DELTA_MEMBER))  # replaced or removed in any case
+        for relative in sorted(destinations):
+            path = _safe_directory(self.itop_root, os.path.dirname(relative), create=False)
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise FilesError(f"{path} is not writable: the archive's files cannot be placed")
+            destination = os.path.join(self.itop_root, relative)
+            if os.path.isdir(destination) and not os.path.islink(destination):
+                raise FilesError(f"{destination} is a directory: a file of the archive cannot replace it")
+
+    def _destination(self, name: str) -> str:
+        """Where ``place`` puts the staged regular file *name*, relative to the root ("" for modules)."""
+        if name == CONFIG_MEMBER:
+            return os.path.join("conf", self.environment, CONFIG_MEMBER)
+        if name == DELTA_MEMBER:
+            return os.path.join("data", f"{self.environment}.delta.xml")
+        if name.split("/", 1)[0] in (f"{self.environment}-modules", "production-modules"):
+            return ""
+        return name
+
+    def place(self, rest_only: bool = False) -> list[str]:
+        """Move the staged files to their places in the iTop root; return the paths written.
+
+        ``written`` holds them too, so that a failure half-way can say what was placed. With
+        *rest_only* (what a killed or failed run left staged) a live delta or modules directory
+        that is not staged stays: that run may have placed it already."""
+        self._close()
+        root, env = self.itop_root, self.environment
+        modules = f"{env}-modules"
+        written = self.written
+        staged_modules = next((os.path.join(self.staging, name) for name in (modules, "production-modules")
+                               if os.path.isdir(os.path.join(self.staging, name))), None)
+        config = os.path.join(self.staging, CONFIG_MEMBER)
+        if os.path.isfile(config):
+            destination = _safe_directory(root, os.path.join("conf", env))
+            live = os.path.join(destination, CONFIG_MEMBER)  # replaced by rename: its 0440 does not matter
+            os.chmod(config, CONFIG_MODE)
+            os.replace(config, live)
+            written.append(live)
+        delta = os.path.join(_safe_directory(root, "data"), f"{env}.delta.xml")
+        if os.path.isfile(os.path.join(self.staging, DELTA_MEMBER)):
+            os.replace(os.path.join(self.staging, DELTA_MEMBER), delta)
+            written.append(delta)
+        elif os.path.lexists(delta) and not rest_only:
+            os.unlink(delta)
+        live_modules = os.path.join(root, "data", modules)
+        if staged_modules or not rest_only:
+            _remove(live_modules)
+        if staged_modules:
+            os.replace(staged_modules, live_modules)
+            written.append(live_modules + os.sep)
+        for name in self.names:
+            source = os.path.join(self.staging, name)
+            top = name.split("/", 1)[0]
+            if not os.path.isfile(source) or top in (modules, "production-modules"):
+                continue
+            directory = _safe_directory(root, os.path.dirname(name))
+            destination = os.path.join(directory, os.path.basename(name))
+            shutil.move(source, destination)
+            written.append(destination)
+        return written
+
+
+def _safe_directory(root: str, relative: str, create: bool = True) -> str:
+    """Return ``root/relative``, creating missing directories, after checking that no part of
+    it is a symbolic link, a file or climbs out; raise FilesError otherwise. Without *create*,
+    return its deepest existing directory instead."""
+    path = root
+    for part in [part for part in relative.split("/") if part not in ("", ".")]:
+        if part == "..":
+            raise FilesError(f"{relative!r} climbs out of the iTop root {root}")
+        candidate = os.path.join(path, part)
+        if os.path.islink(candidate):
+            raise FilesError(f"{candidate} is a symbolic link: not followed, nothing written through it")
+        if not os.path.lexists(candidate):
+            if not create:
+                return path
+            os.mkdir(candidate)
+        elif not os.path.isdir(candidate):
+            raise FilesError(f"{candidate} is not a directory: the archive's files cannot be placed")
+        path = candidate
+    return path
+
+
+def _remove(path: str) -> None:
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)

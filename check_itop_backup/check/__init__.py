@@ -1,0 +1,1 @@
+"""The nagiosplugin plugin: settings, resource, finder, contexts and summary, trend, verification cache."""

@@ -1,0 +1,213 @@
+"""Data acquisition: the ``ItopBackup`` nagiosplugin Resource.
+
+It asks the schedule which backup is due, the finder which archive to judge and the
+history how big the earlier archives were, and yields the metrics the contexts in
+``verdict.py`` judge: ``archive`` (the selection), ``age`` (s), ``size`` (B), ``exposure``
+(its mode when world-readable), ``trend`` (size against the baseline), ``history`` (archives
+known), and when configured ``size_reduction`` (iTop's rule), ``retention``,
+``verification`` (verification.py, which caches its results in the history) and
+``leftovers`` (what killed restores left in the iTop root and could not be cleaned,
+recovery.py). Otherwise it only reads the history; the
+verdict is written back in one transaction once known (``record_verdict``).
+It raises ``CheckError`` only when it cannot tell.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+
+import nagiosplugin
+
+from check_itop_backup import deadline
+from check_itop_backup.check.finder import (
+    ArchiveFile,
+    FinderError,
+    Runner,
+    Selection,
+    find_runner,
+    list_series,
+    select,
+    world_readable,
+)
+from check_itop_backup.check.settings import CheckSettings
+from check_itop_backup.check.trend import change_from, size_trend
+from check_itop_backup.check.verification import Verifier
+from check_itop_backup.history import History, HistoryError
+from check_itop_backup.itop.naming import TOKEN
+
+log = logging.getLogger(__name__)
+
+
+class Learning:
+    """Too few earlier archives for a trend: *samples* of the *needed*."""
+
+    def __init__(self, samples: int, needed: int) -> None:
+        self.samples, self.needed = samples, needed
+
+
+class ItopBackup(nagiosplugin.Resource):
+    """The newest backup archive of one iTop instance."""
+
+    def __init__(self, settings: CheckSettings, history: History, verifier: Verifier | None = None) -> None:
+        self.settings = settings
+        self.history = history
+        self.verifier = verifier
+        self.selection: Selection | None = None
+
+    @property
+    def name(self) -> str:
+        return "ITOP_BACKUP"
+
+    @property
+    def series(self) -> str:
+        return self.settings.pattern.pattern
+
+    def probe(self) -> Iterator[nagiosplugin.Metric]:
+        settings = self.settings
+        slot = settings.due_slot
+        previous_slot = settings.schedule.last_due_slot(slot - timedelta(seconds=1), timedelta(0))
+        with deadline.current.stage(f"listing archives {settings.pattern.glob}"):
+            try:
+                archives = list_series(settings.pattern)
+                runner = self._runner()
+            except FinderError as error:
+                raise nagiosplugin.CheckError(str(error)) from None
+        log.info("%d archive(s) of %s on disk", len(archives), settings.pattern.pattern)
+        current_slot = settings.schedule.last_due_slot(settings.local_now, timedelta(0))
+        self.selection = select(settings.pattern, archives, slot, previous_slot, current_slot,
+                                settings.to_epoch, settings.now.timestamp(), settings.settle, runner)
+        yield nagiosplugin.Metric("archive", self.selection, context="archive")
+        root = settings.itop_config.root if settings.itop_config else None
+        if root:
+            with deadline.current.stage(f"looking for what killed restores left in {root}"):
+                yield nagiosplugin.Metric("leftovers", self._leftovers(root), context="leftovers")
+        judged = self.selection.judged
+        if judged is None:
+            return
+        age = max(0, int(settings.now.timestamp() - judged.mtime))
+        yield nagiosplugin.Metric("age", age, uom="s", min=0, context="age")
+        yield nagiosplugin.Metric("size", judged.size, uom="B", min=0, context="size")
+        yield nagiosplugin.Metric("exposure", world_readable(judged.path), context="exposure")
+        with deadline.current.stage(f"reading the history {self.history.path}"):
+            try:
+                yield from self._history_metrics(judged, archives)
+            except HistoryError as error:
+                raise nagiosplugin.CheckError(str(error)) from None
+        if self.verifier is not None:
+            try:
+                verification = self.verifier.verify(judged, self.series, self.history,
+                                                    settings.now.timestamp())
+            except (HistoryError, OSError) as error:
+                raise nagiosplugin.CheckError(f"cannot verify {judged.path}: {error}") from None
+            yield nagiosplugin.Metric("verification", verification, context="verification")
+
+    def _runner(self) -> Runner | None:
+        """What the runner does in the archives' directory (None: it does not write there)."""
+        directory = os.path.dirname(self.settings.pattern.pattern) or "."
+        if TOKEN.search(directory):
+            return None
+        return find_runner(directory, self.settings.now.timestamp(), self.settings.settle)
+
+    def _leftovers(self, root: str) -> str | None:
+        """Clean what killed restores left (recovery.py): in the iTop root, and on the server when
+        test restores run; return what remains, or None."""
+        from check_itop_backup.database.recovery import recover
+
+        database = None
+        if self.verifier is not None and self.verifier.settings.level == "restore":
+            from check_itop_backup.database.server import LiveDbError, config_database
+
+            try:
+                database = config_database(self.settings.itop_config.path)
+            except LiveDbError as error:
+                log.info("not looking for a killed restore's objects on the server: %s", error)
+        done, problems = recover(database, root)
+        for line in done:
+            log.warning("%s", line)
+        return "; ".join(problems) or None
+
+    def _history_metrics(self, judged: ArchiveFile, archives: list[ArchiveFile]
+                         ) -> Iterator[nagiosplugin.Metric]:
+        settings = self.settings
+        earlier = self._earlier_archives(judged, archives)
+        good = [a.size for a in earlier if a.verdict != "critical"][:settings.baseline_count]
+        if len(good) >= settings.min_history:
+            trend = size_trend(judged.size, good)
+            yield nagiosplugin.Metric("trend", trend, context="trend")
+            yield nagiosplugin.Metric("baseline", int(trend.baseline), uom="B", min=0, context="report")
+            yield nagiosplugin.Metric("size_z", round(trend.z, 2), context="report")
+        else:
+            yield nagiosplugin.Metric("trend", Learning(len(good), settings.min_history), context="trend")
+        known = self._count_known(archives)
+        yield nagiosplugin.Metric("history", known, min=0, context="report")
+        if settings.size_reduction_max is not None and earlier:
+            change = change_from(judged.size, earlier[0].size)
+            if change is not None:
+                yield nagiosplugin.Metric("size_reduction", (change, earlier[0].path),
+                                          context="size_reduction")
+        if settings.retention_count:
+            expected = min(settings.retention_count, known)
+            yield nagiosplugin.Metric("retention", (len(archives), expected), context="retention")
+
+    def _earlier_archives(self, judged: ArchiveFile, archives: list[ArchiveFile]) -> list:
+        """Archives before *judged*, newest first: the history's, plus those on disk it lacks."""
+        limit = self.settings.baseline_count + len(archives)
+        recorded = self.history.archives_before(self.series, judged.mtime, limit)
+        identities = {(r.path, r.size, r.mtime, r.inode) for r in recorded}
+        unrecorded = [_Unjudged(a) for a in archives if a.mtime < judged.mtime
+                      and (a.path, a.size, a.mtime, a.inode) not in identities]
+        return sorted(list(recorded) + unrecorded, key=lambda a: a.mtime, reverse=True)
+
+    def _count_known(self, archives: list[ArchiveFile]) -> int:
+        """How many distinct archives of the series exist or existed, this run's included."""
+        oldest = min(a.mtime for a in archives)
+        known = self.history.known_identities(self.series, oldest)
+        new = [a for a in archives if (a.path, a.size, a.mtime, a.inode) not in known]
+        return self.history.count_archives(self.series) + len(new)
+
+
+class _Unjudged:
+    """An archive on disk the history has not recorded yet: no verdict."""
+
+    verdict = None
+
+    def __init__(self, archive: ArchiveFile) -> None:
+        self.path, self.size, self.mtime = archive.path, archive.size, archive.mtime
+
+
+ARCHIVE_QUALITY = {"size", "trend", "size_reduction", "verification"}  # results about the archive itself
+
+
+def record_verdict(check: nagiosplugin.Check) -> list[str]:
+    """Write every archive seen on disk, the judged one's verdict, and the series' verdict when
+    it changed, in one transaction.
+
+    The verdict stored with the archive is the worst of the results about the archive itself
+    (not lateness, which is the schedule's fault, not the archive's): a CRITICAL one stays out
+    of baselines. The series' verdict is the check's state, with the status line as its reason;
+    it is written when the judged archive, the state or the results that are not OK change.
+    """
+    resource = check.resources[0]
+    selection = resource.selection
+    if selection is None:  # the probe did not finish: nothing was judged
+        return []
+    states = [r.state for r in check.results if r.metric is not None and r.metric.name in ARCHIVE_QUALITY]
+    verdict = str(max(states)) if states else None
+    causes = ",".join(sorted({r.metric.name for r in check.results
+                              if r.metric is not None and r.state != nagiosplugin.Ok}))
+    now = resource.settings.now.timestamp()
+    history = resource.history
+    with deadline.current.stage(f"writing the history {history.path}"), history.transaction():
+        judged_id = None
+        for archive in selection.archives:
+            record = history.record_archive(
+                resource.series, archive.path, archive.size, archive.mtime, archive.inode, now,
+                verdict if archive == selection.judged else None)
+            if archive == selection.judged:
+                judged_id = record.id
+        history.record_verdict_change(resource.series, judged_id, str(check.state), causes,
+                                      check.summary_str, now)
+    return []

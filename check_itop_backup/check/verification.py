@@ -1,0 +1,194 @@
+"""The probe's deep verification: options, cache, and comparisons of table sets.
+
+``Verifier.verify(archive, series, history, now)`` runs ``verify.verify_archive`` on the
+judged archive at most once per archive identity (path, size, mtime, inode): the result is
+cached in the history's ``verifications`` table, and reused until ``--verify-every`` has
+passed (never, by default). Only a finished verification is stored: a timeout raises
+``StageTimeoutError`` before anything is written. It then compares the archive's table set
+with the previous verified archive of the series (a vanished table is a warning) and,
+with ``--compare-live-db``, with the live database named in config-itop.php.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from collections import namedtuple
+
+from check_itop_backup import deadline
+from check_itop_backup.history import History, VerificationRecord
+from check_itop_backup.units import format_duration, parse_duration
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("stat", "archive", "dump", "restore")
+DEFAULT_RESTORE_EVERY = 7 * 86400.0
+
+
+class VerifySettings(namedtuple("VerifySettings", "level every compare_live_db itop_config restore_every",
+                                 defaults=(DEFAULT_RESTORE_EVERY,))):
+    """``level`` (one of LEVELS), ``every`` (seconds between re-verifications of one archive,
+    None for once), ``compare_live_db`` (bool), ``itop_config`` (the config-itop.php path
+    naming the live database, or None) and ``restore_every`` (seconds between test restores
+    of a series with ``--verify restore``; archives in between are verified at ``dump`` level)."""
+
+    __slots__ = ()
+
+
+def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the "deep verification" option group to the probe's parser."""
+    group = parser.add_argument_group("deep verification")
+    group.add_argument("--verify", metavar="LEVEL", choices=LEVELS, default="stat",
+                       help="stat: only the file's name, age and size (default); archive: also read "
+                            "the whole gzip stream and tar headers, required and safe members; dump: "
+                            "also the dump's completion trailer, its tables and config-itop.php; "
+                            "restore: also a test restore into a scratch database on the server of "
+                            "--itop-config, with table and row counts compared and the scratch dropped. "
+                            "CRITICAL with the reason when the archive fails")
+    group.add_argument("--restore-every", metavar="DURATION", default="7d",
+                       help="with --verify restore: test-restore at most one archive of the series "
+                            "per DURATION, the others at dump level (default: %(default)s)")
+    group.add_argument("--verify-every", metavar="DURATION",
+                       help="verify an archive again after this long, e.g. 7d (default: once per "
+                            "archive; results are cached in the history)")
+    group.add_argument("--compare-live-db", action="store_true",
+                       help="with --verify dump: WARNING when a table of the live database "
+                            "(from --itop-config) is missing from the dump")
+
+
+def verify_settings(args: argparse.Namespace, itop_config: str | None) -> VerifySettings:
+    """Return the verification settings; raise ValueError with a one-line message."""
+    every = None
+    if args.verify_every:
+        every = parse_duration(args.verify_every)
+    if args.compare_live_db and args.verify != "dump":
+        raise ValueError("--compare-live-db needs --verify dump")
+    if args.compare_live_db and not itop_config:
+        raise ValueError("--compare-live-db needs --itop-config (the live database's settings)")
+    if args.verify == "restore" and not itop_config:
+        raise ValueError("--verify restore needs --itop-config (the server of the scratch database)")
+    return VerifySettings(args.verify, every, args.compare_live_db, itop_config,
+                          parse_duration(args.restore_every))
+
+
+class Verification(namedtuple("Verification", "level reached state reason verified_at cached tables "
+                                               "findings previous", defaults=((), None))):
+    """The judged archive's verification as the probe reports it.
+
+    ``state``/``reason`` are the archive's own result; ``findings`` are warnings from comparing
+    its ``tables`` (vanished since ``previous``, or missing against the live database).
+    A named tuple, not a dataclass: this module is on the probe's start-up path.
+    """
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        """One line (what ``--format json`` shows): level reached, state, reason, findings."""
+        return "; ".join((f"{self.reached} level reached, {self.state}: {self.reason}",) + self.findings)
+
+
+class Verifier:
+    """Verifies the probe's judged archive with *settings*, through the history's cache."""
+
+    def __init__(self, settings: VerifySettings) -> None:
+        self.settings = settings
+
+    def verify(self, archive: object, series: str, history: History, now: float) -> Verification:
+        """Return the verification of *archive* (an ArchiveFile: path, size, mtime, inode).
+
+        Raise HistoryError when the history cannot be read or written, OSError when the
+        archive cannot be opened; ``StageTimeoutError`` passes through, with nothing cached.
+        """
+        level = self.settings.level
+        if level == "restore":
+            last = history.previous_verification(series, float("inf"), "restore")
+            if last is not None and now - last.verified_at < self.settings.restore_every:
+                log.info("last test restore %s: %s; verifying at dump level", last.path, last.message)
+                level = "dump"
+        cached = history.verification(archive.path, archive.size, archive.mtime, archive.inode,
+                                      LEVELS[LEVELS.index(level):])
+        if cached is not None and (self.settings.every is None
+                                   or now - cached.verified_at < self.settings.every):
+            log.info("%s: %s-level verification from %s ago (cached)", archive.path, cached.level,
+                     format_duration(now - cached.verified_at))
+            result = _from_record(cached, cached=True)
+        else:
+            result = self._verify_now(archive, series, history, now, level)
+        if result.state == "critical" or level != "dump":
+            return result
+        previous = history.previous_verification(series, archive.mtime, "dump")
+        findings = _vanished(result.tables, previous)
+        if self.settings.compare_live_db:
+            findings += _missing_from_dump(result.tables, self.settings.itop_config)
+        return result._replace(findings=tuple(findings), previous=previous.path if previous else None)
+
+    def _verify_now(self, archive: object, series: str, history: History, now: float,
+                    level: str) -> Verification:
+        from check_itop_backup.archive.inspect import verify_archive
+
+        report = _test_restore(archive.path, self.settings.itop_config) if level == "restore" \
+            else verify_archive(archive.path, level)
+        log.info("%s: verified to %s level in %.1fs: %s", archive.path, report.reached,
+                 report.seconds, report.reason)
+        with deadline.current.stage(f"writing the verification to the history {history.path}"), \
+                history.transaction():
+            record = history.record_archive(series, archive.path, archive.size, archive.mtime,
+                                            archive.inode, now)
+            history.record_verification(record.id, report.level, report.state, report.reason,
+                                        json.dumps(report.details()), now)
+        return Verification(level=report.level, reached=report.reached, state=report.state,
+                            reason=report.reason, verified_at=now, cached=False, tables=report.tables)
+
+
+def _test_restore(path: str, itop_config: str):
+    """The restore-level report; a server that cannot be used is an OSError (UNKNOWN: cannot tell)."""
+    from check_itop_backup.backup.restore import RestoreError
+    from check_itop_backup.database.server import LiveDbError, config_database
+    from check_itop_backup.database.testrestore import verify_by_restore
+
+    try:
+        return verify_by_restore(path, config_database(itop_config))
+    except (LiveDbError, RestoreError) as error:
+        raise OSError(f"test restore impossible: {error}") from None
+
+
+def _from_record(record: VerificationRecord, cached: bool) -> Verification:
+    details = json.loads(record.details or "{}")
+    return Verification(level=record.level, reached=details.get("reached", record.level),
+                        state=record.state, reason=record.message, verified_at=record.verified_at,
+                        cached=cached, tables=tuple(details.get("tables", ())))
+
+
+def _vanished(tables: tuple[str, ...], previous: VerificationRecord | None) -> list[str]:
+    if previous is None:
+        return []
+    present = set(tables)
+    gone = [table for table in _from_record(previous, cached=True).tables if table not in present]
+    if not gone:
+        return []
+    from check_itop_backup.archive.tar import name_list
+
+    return [f"{_plural(gone, 'table')} vanished since {os.path.basename(previous.path)}: "
+            f"{name_list(gone)}"]
+
+
+def _plural(items: list[str], word: str) -> str:
+    return f"{len(items)} {word}{'s' * (len(items) != 1)}"
+
+
+def _missing_from_dump(tables: tuple[str, ...], itop_config: str) -> list[str]:
+    """Compare with the live database's tables; any problem is a finding, never an exception."""
+    from check_itop_backup.database.server import LiveDbError, live_tables
+
+    with deadline.current.stage("comparing tables with the live database"):
+        try:
+            live = live_tables(itop_config)
+        except LiveDbError as error:
+            return [f"cannot compare with the live database: {error}"]
+    present = set(tables)
+    missing = [table for table in live if table not in present]
+    if not missing:
+        return []
+    return [f"{_plural(missing, 'table')} of the live database missing from the dump: {', '.join(missing)}"]

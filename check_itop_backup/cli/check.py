@@ -1,0 +1,393 @@
+"""``check_itop_backup``: the monitoring plugin's command line and run.
+
+The only module that reads argv, prints the verdict and chooses the exit status.
+One alarm (``deadline``) covers the whole run; bad arguments, unusable settings, a
+timeout and internal errors all exit 3 (UNKNOWN) with one line saying why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+import nagiosplugin
+
+from check_itop_backup import __version__, deadline
+from check_itop_backup.check.contexts import (
+    AgeContext,
+    ArchiveContext,
+    ExposureContext,
+    ItopBackupSummary,
+    LeftoversContext,
+    ReductionContext,
+    ReportContext,
+    RetentionContext,
+    SizeContext,
+    TrendContext,
+    VerificationContext,
+    describe_slot,
+)
+from check_itop_backup.check.resource import ItopBackup, record_verdict
+from check_itop_backup.check.settings import (
+    DEFAULT_GRACE,
+    DEFAULT_HISTORY,
+    DEFAULT_SETTLE,
+    HISTORY_ENV,
+    CheckSettings,
+    ConfigError,
+    check_settings,
+)
+from check_itop_backup.check.verification import Verifier, add_verify_arguments, verify_settings
+from check_itop_backup.cli.closedpipe import quiet_when_stdout_closes, stdout_gone
+from check_itop_backup.deadline import Deadline, StageTimeoutError
+from check_itop_backup.history import History, HistoryError
+from check_itop_backup.tickets.settings import TicketSettings, add_ticket_arguments, ticket_settings
+from check_itop_backup.units import format_duration, non_negative_int, parse_timeout, positive_int
+
+PLUGIN = "ITOP_BACKUP"
+UNKNOWN = 3
+log = logging.getLogger("check_itop_backup")
+
+DESCRIPTION = """\
+Check the newest iTop backup archive: there, on time for the schedule, old and
+big enough.
+
+States: CRITICAL when the archive of the last scheduled backup (its grace
+period over) is missing, empty or not above --size-min; WARNING/CRITICAL when
+older than --warning-age / --critical-age; UNKNOWN when the check cannot tell
+(bad arguments, unreadable directory or config, timeout). An archive modified
+in the last --settle seconds is still being written (in a directory
+itop-backup run writes: its hidden temporary while it holds its lock): the
+previous one is judged instead; OK inside the backup's window, WARNING past its
+grace, CRITICAL past --critical-age. A world-readable archive is a WARNING.
+
+Perfdata: age (s, since the archive was last written), size (B), size_change
+(%, vs the baseline), baseline (B, median of earlier good archives), size_z
+(robust z-score), history (archives recorded for this pattern).
+"""
+
+
+RANGE = "RANGE"  # the metavar of every option taking a Nagios range
+
+
+def takes_range(action: argparse.Action) -> bool:
+    """True for an option whose value is a Nagios range, which may start with ``-``."""
+    return action.metavar == RANGE
+
+
+class ParagraphFormatter(argparse.HelpFormatter):
+    """Fill each paragraph of a description to the terminal's width (80 columns fit)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(super(ParagraphFormatter, self)._fill_text(paragraph, width, indent)
+                             for paragraph in text.split("\n\n"))
+
+
+class UnknownExitParser(argparse.ArgumentParser):
+    """An argument parser that exits UNKNOWN (3), as monitoring plugins must, not 2 (CRITICAL).
+
+    A range option's value may start with ``-`` (``--warning-change -30:100``), which argparse
+    takes for an option: such a pair is joined into ``--warning-change=-30:100`` first.
+    """
+
+    wants_json = False  # set by check_main from the raw arguments: errors come before parsing ends
+
+    def parse_known_args(self, args: Sequence[str] | None = None,
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        return super().parse_known_args(self._join_ranges(sys.argv[1:] if args is None else args),
+                                        namespace)
+
+    def _join_ranges(self, args: Sequence[str]) -> list[str]:
+        options = {o for action in self._actions if takes_range(action) for o in action.option_strings}
+        joined: list[str] = []
+        for arg in args:
+            if joined and joined[-1] in options and arg.startswith("-") and not arg.startswith("--"):
+                joined[-1] += "=" + arg
+            else:
+                joined.append(arg)
+        return joined
+
+    def error(self, message: str) -> None:
+        if self.wants_json:  # Zabbix reads stdout only: one JSON object, exit 0
+            sys.exit(_unknown(argparse.Namespace(format="json"), f"bad arguments: {message}"))
+        print(f"{PLUGIN} UNKNOWN - bad arguments: {message}")
+        print(self.format_usage().strip())
+        sys.exit(UNKNOWN)
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:
+        if message:
+            print(message.strip())
+        sys.exit(UNKNOWN)  # --help and --version exit 3 too (Monitoring Plugins guidelines)
+
+
+def build_check_parser() -> argparse.ArgumentParser:
+    parser = UnknownExitParser(prog="check_itop_backup", description=DESCRIPTION,
+                               formatter_class=ParagraphFormatter)
+    where = parser.add_argument_group("which archive")
+    where.add_argument("-f", "--backup-file", metavar="PATTERN",
+                       help="archive name pattern as in iTop: strftime codes and __HOST__, __DB__, "
+                            "__SUBNAME__; .tar.gz is added unless the name ends with an archive "
+                            "extension (default: from --param-file, else iTop's scheduled "
+                            "<itop>/data/backups/auto/__DB__-%%Y-%%m-%%d_%%H_%%M)")
+    where.add_argument("--param-file", metavar="FILE[,FILE]",
+                       help="iTop param file(s) (backup.params format: backup_file, check_size_min, "
+                            "…); the command line wins")
+    where.add_argument("--itop-config", metavar="PATH",
+                       help="iTop's config-itop.php: database names, timezone and the itop-backup "
+                            "schedule (read without PHP)")
+    where.add_argument("--db-name", metavar="NAME", help="value of __DB__ (default: from --itop-config)")
+    where.add_argument("--db-host", metavar="HOST", help="value of __HOST__ (port removed)")
+    where.add_argument("--db-subname", metavar="PREFIX", help="value of __SUBNAME__ (table prefix)")
+    where.add_argument("--timezone", metavar="ZONE",
+                       help="iTop's timezone, in which names and the schedule are computed "
+                            "(default: the config's timezone, else local time)")
+    when = parser.add_argument_group("when backups are due")
+    when.add_argument("--week-days", metavar="DAYS",
+                      help="backup days as iTop writes them, e.g. 'monday, tuesday, wednesday, "
+                           "thursday, friday' (default: the config's itop-backup week_days, else daily)")
+    when.add_argument("--time", metavar="HH:MM",
+                      help="backup start time (default: the config's itop-backup time, else 23:30)")
+    when.add_argument("--grace", metavar="DURATION", default=DEFAULT_GRACE,
+                      help="how long after the start time the archive must exist (default %(default)s)")
+    judge = parser.add_argument_group("thresholds")
+    judge.add_argument("-w", "--warning-age", metavar="DURATION",
+                       help="WARNING when the archive is older, e.g. 26h, 2d (default: none)")
+    judge.add_argument("-c", "--critical-age", metavar="DURATION",
+                       help="CRITICAL when the archive is older (default: none)")
+    judge.add_argument("--size-min", metavar="SIZE",
+                       help="CRITICAL when the archive is not above SIZE: bytes, 20MB or 20MiB "
+                            "(iTop's check_size_min; default 0: only an empty archive)")
+    trend = parser.add_argument_group("size history and trend")
+    trend.add_argument("--history", metavar="PATH",
+                       help=f"the SQLite history of archives (default: ${HISTORY_ENV}, "
+                            f"else {DEFAULT_HISTORY})")
+    trend.add_argument("--baseline-count", metavar="N", type=positive_int, default=7,
+                       help="baseline = median size of the last N archives not judged CRITICAL "
+                            "(default %(default)s)")
+    trend.add_argument("--min-history", metavar="N", type=positive_int, default=3,
+                       help="fewer earlier archives than this: OK, learning (default %(default)s)")
+    trend.add_argument("--warning-change", metavar=RANGE, default="-20:100",
+                       help="WARNING when the size change vs the baseline, in percent, is outside "
+                            "RANGE (default %(default)s: shrunk by 20%% or grown by 100%%)")
+    trend.add_argument("--critical-change", metavar=RANGE, default="-50:300",
+                       help="CRITICAL when the size change is outside RANGE (default %(default)s)")
+    trend.add_argument("--size-reduction-max", metavar="PCT",
+                       help="CRITICAL when the archive is more than PCT%% smaller than the previous "
+                            "one (iTop's check_size_reduction_max)")
+    trend.add_argument("--retention-count", metavar="N", type=non_negative_int,
+                       help="archives kept by iTop's retention (default: the config's "
+                            "retention_count; 0: no check): WARNING when fewer are found")
+    judge.add_argument("--settle", metavar="SECONDS", default=str(int(DEFAULT_SETTLE)),
+                       help="an archive modified less than this ago is still being written "
+                            "(default %(default)s)")
+    add_ticket_arguments(parser)
+    add_verify_arguments(parser)
+    run = parser.add_argument_group("output and run")
+    run.add_argument("--format", choices=("nagios", "json"), default="nagios",
+                     help="nagios: status line and perfdata, exit 0-3 (default); json: one JSON "
+                          "object, exit 0 whatever the state (for Zabbix)")
+    run.add_argument("--print-expected", action="store_true",
+                     help="print the resolved pattern, schedule slot and expected name, then exit")
+    run.add_argument("--discover", metavar="DIR",
+                     help="print Zabbix low-level discovery JSON for the iTop param files "
+                          "DIR/*.params (one instance each), then exit")
+    run.add_argument("-t", "--timeout", metavar="SECONDS", type=parse_timeout, default=30.0,
+                     help="give up with UNKNOWN after this long (default %(default)g)")
+    run.add_argument("-v", "--verbose", action="count", default=0,
+                     help="more output (up to -vvv)")
+    run.add_argument("-V", "--version", action="version", version=f"check_itop_backup {__version__}")
+    run.add_argument("--now", help=argparse.SUPPRESS)  # replay a past moment (tests, support)
+    return parser
+
+
+class ItopBackupCheck(nagiosplugin.Check):
+    """A Check that records its verdict in the history, then runs follow-up actions (tickets).
+
+    A history that cannot be written makes the run UNKNOWN (HistoryError). Each action gets
+    the finished check and returns lines for the long output; an action never changes the
+    verdict: its errors become a warning line.
+    """
+
+    def __init__(self, *objects: object, actions: list[Callable] | None = None) -> None:
+        super().__init__(*objects, name=PLUGIN)
+        self.actions = actions or []
+        self.action_lines: list[str] = []
+
+    def __call__(self) -> None:
+        super().__call__()
+        record_verdict(self)
+        for action in self.actions:
+            try:
+                self.action_lines.extend(action(self) or [])
+            except StageTimeoutError:
+                raise
+            except Exception as error:  # noqa: BLE001 - an action must never change the verdict
+                log.warning("%s failed: %s", getattr(action, "__name__", "action"), error)
+
+
+def build_check(settings: CheckSettings, history: History,
+                tickets: TicketSettings | None = None, verifier: Verifier | None = None) -> ItopBackupCheck:
+    """The check; with *tickets*, its follow-up action opens and updates iTop Incidents; with
+    *verifier*, the judged archive is verified (``--verify``)."""
+    actions = []
+    if tickets is not None:
+        from check_itop_backup.tickets.episode import check_action  # only when tickets are configured
+
+        actions.append(check_action(tickets))
+    return ItopBackupCheck(
+        ItopBackup(settings, history, verifier),
+        ArchiveContext(settings),
+        AgeContext(settings.warning_age, settings.critical_age),
+        SizeContext(settings.size_min),
+        TrendContext(settings.warning_change, settings.critical_change),
+        ReductionContext(settings.size_reduction_max),
+        RetentionContext(),
+        ExposureContext(),
+        LeftoversContext(),
+        VerificationContext(settings),
+        ReportContext(),
+        ItopBackupSummary(settings),
+        actions=actions,
+    )
+
+
+def print_expected(settings: CheckSettings) -> None:
+    slot = settings.due_slot
+    pattern = settings.pattern
+    print(f"pattern: {pattern.pattern}")
+    print(f"timezone: {settings.timezone_name}; now {describe_slot(settings.local_now)}")
+    print(f"schedule: {settings.schedule.describe()}, grace "
+          f"{format_duration(settings.grace.total_seconds())}")
+    print(f"expected slot: {describe_slot(slot)}")
+    if pattern.has_time_codes:
+        later = "" if pattern.precision in ("day", "month", "year") else " (or a later name)"
+        print(f"expected name: {pattern.render(slot)}{later}")
+        print(f"glob: {pattern.glob}")
+    else:
+        print(f"expected name: {pattern.pattern} (written after {describe_slot(slot)})")
+
+
+def _capture_logs(verbose: int) -> nagiosplugin.Runtime:
+    """Route the package's log records into nagiosplugin's long output (never stderr)."""
+    runtime = nagiosplugin.Runtime()
+    runtime.verbose = verbose
+    log.handlers = [runtime.logchan]
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    return runtime
+
+
+def _json_report(check: ItopBackupCheck) -> dict:
+    results = check.results
+    performances = (r.metric.performance() for r in results if r.metric is not None)
+    metrics = {p.label: p.value for p in performances if p is not None}  # the perfdata, as numbers
+    selection = results["archive"].metric.value if "archive" in results else None
+    return {
+        "state": str(check.state).upper(),
+        "exit_code": check.exitcode,
+        "message": check.summary_str,
+        "archive": selection.judged.path if selection and selection.judged else None,
+        "expected": selection.expected if selection else None,
+        "metrics": metrics,
+        "verification": str(results["verification"].metric.value) if "verification" in results else None,
+        "actions": check.action_lines,
+    }
+
+
+def _run(args: argparse.Namespace, runtime: nagiosplugin.Runtime) -> int:
+    with deadline.current.stage("reading the configuration"):
+        settings = check_settings(args)
+        verifier = _verifier(args, settings)
+    if args.print_expected:
+        print_expected(settings)
+        return 0
+    with deadline.current.stage(f"opening the history {settings.history_path}"):
+        history = History.open(settings.history_path)
+    try:
+        module = settings.itop_config.backup if settings.itop_config else None  # itop_backup_incident
+        tickets = ticket_settings(args, settings.params, itop_backup_module=module)
+        check = build_check(settings, history, tickets, verifier)
+        check()
+    finally:
+        history.close()
+    if args.format == "json":
+        import json
+
+        print(json.dumps(_json_report(check), default=str))
+        return 0
+    runtime.check = check
+    runtime.output.add(check)
+    runtime.output.add_longoutput(check.action_lines)
+    print(runtime.output, end="")
+    return check.exitcode
+
+
+def _verifier(args: argparse.Namespace, settings: CheckSettings) -> Verifier | None:
+    """The verifier for ``--verify`` above ``stat``, else None; raise ConfigError on bad options."""
+    try:
+        verify = verify_settings(args, settings.itop_config.path if settings.itop_config else None)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return Verifier(verify) if verify.level != "stat" else None
+
+
+def _unknown(args: argparse.Namespace, message: str) -> int:
+    text, status = _unknown_answer(args, message)
+    print(text, end="")
+    return status
+
+
+def _unknown_answer(args: argparse.Namespace, message: str) -> tuple[str, int]:
+    """The UNKNOWN output (one line) and exit status for *message*, in the format asked."""
+    if args.format == "json":
+        import json
+
+        return json.dumps({"state": "UNKNOWN", "exit_code": UNKNOWN, "message": message,
+                           "archive": None, "expected": None, "metrics": {}, "verification": None,
+                           "actions": []}) + "\n", 0
+    return f"{PLUGIN} UNKNOWN - {message}\n", UNKNOWN
+
+
+def _discover(args: argparse.Namespace) -> int:
+    from check_itop_backup.itop.discover import DiscoveryError, discovery_json
+
+    try:
+        print(discovery_json(args.discover))
+    except DiscoveryError as error:
+        return _unknown(args, str(error))
+    return 0
+
+
+def check_main(argv: list[str] | None = None) -> None:
+    """Entry point of ``check_itop_backup``."""
+    with quiet_when_stdout_closes(UNKNOWN):
+        parser = build_check_parser()
+        raw = sys.argv[1:] if argv is None else argv
+        parser.wants_json = "--format=json" in raw or ["--format", "json"] in map(list, zip(raw, raw[1:]))
+        args = parser.parse_args(argv)
+        if args.discover is not None:  # an empty DIR (a Zabbix macro not set) is an error too
+            sys.exit(_discover(args))
+        sys.exit(_check(args))
+
+
+def _check(args: argparse.Namespace) -> int:
+    runtime = _capture_logs(args.verbose)
+    deadline.current = Deadline(args.timeout).start(lambda message: _unknown_answer(args, message))
+    try:
+        return _run(args, runtime)
+    except StageTimeoutError as error:
+        return _unknown(args, str(error))
+    except (ConfigError, HistoryError) as error:
+        return _unknown(args, str(error))
+    except Exception as error:  # noqa: BLE001 - a plugin must answer UNKNOWN, not crash
+        if isinstance(error, BrokenPipeError) and stdout_gone():
+            raise  # nobody reads the answer: quiet_when_stdout_closes ends the run
+        status = _unknown(args, f"internal error: {type(error).__name__}: {error}")
+        if args.verbose:
+            print(traceback.format_exc(), end="")
+        return status
+    finally:
+        deadline.current.cancel()

@@ -1,0 +1,160 @@
+"""``itop-backup restore ARCHIVE --db-name NAME``: restore an archive, verified first.
+
+The connection options and password sources are the runner's (runner_cli.py): the password
+comes from ``--db-password-file``, ``$ITOP_BACKUP_DB_PASSWORD`` or ``--db-option-file``,
+never from the command line. SIGTERM and ``--timeout`` stop the restore cleanly: the
+scratch database, the staged files and the maintenance file are removed, the target is
+left as it was.
+
+Exit status: 0 restored, 1 refused or failed (one line on stderr; the target is unchanged
+unless the line says otherwise), 2 bad options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+PROG = "itop-backup restore"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``itop-backup restore``."""
+    parser.add_argument("archive", metavar="ARCHIVE", help="the .tar.gz archive to restore")
+    database = parser.add_argument_group("target database")
+    add_server_arguments(database)
+    database.add_argument("--force", action="store_true",
+                          help="replace the tables of a target database that has tables (the dump's "
+                               "tables are swapped in atomically; others are left as they are)")
+    database.add_argument("--keep-previous-in", metavar="DIR",
+                          help="when the account may not create a scratch database, the restore loads "
+                               "into the target itself, after saving its content as an archive in DIR "
+                               "(default: the archive's directory), put back if the load fails")
+    files = parser.add_argument_group("iTop files")
+    files.add_argument("--itop-root", metavar="DIR",
+                       help="also restore config-itop.php (0440), delta.xml, <env>-modules/ and extra "
+                            "files into this iTop directory, in maintenance mode meanwhile")
+    files.add_argument("--environment", metavar="ENV", default="production",
+                       help="the iTop environment of the files (default: %(default)s)")
+
+
+def add_server_arguments(group: argparse._ArgumentGroup) -> None:
+    """Declare the server options shared by restore and ``verify --level restore``: the runner's
+    connection options, ``--mysql-bindir`` and ``--timeout``."""
+    from check_itop_backup.cli.run import add_database_arguments, add_timeout_argument
+
+    add_database_arguments(group)
+    group.add_argument("--mysql-bindir", metavar="DIR",
+                       help="directory of the mysql or mariadb client (default: PATH)")
+    add_timeout_argument(group, "the scratch database is dropped and the target left as it was")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Restore ``args.archive``; print what was done; return the exit status."""
+    from check_itop_backup.backup.restore import RestoreError, restore_archive
+    from check_itop_backup.cli.progress import ArchiveProgress
+
+    try:
+        settings = database_settings(args)
+    except ValueError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return 2
+    with guarded_run(args.timeout) as failure:
+        try:
+            with ArchiveProgress(args.archive, "restoring"):
+                result = restore_archive(args.archive, settings, force=args.force,
+                                         itop_root=args.itop_root or "", environment=args.environment,
+                                         bindir=args.mysql_bindir or "", keep_dir=args.keep_previous_in or "")
+        except OSError as error:
+            failure.append(f"cannot read {args.archive}: {error.strerror or error}")
+        except RestoreError as error:
+            failure.append(str(error))
+    if failure:
+        print(f"{PROG}: {failure[0]}", file=sys.stderr)
+        return 1
+    _report(result)
+    return 0
+
+
+def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
+    """``itop-backup verify ARCHIVE --level restore``: *report_outcome(report, verbose)* prints the
+    report and returns the exit status (0 only when the archive restored as expected).
+    OSError passes through."""
+    from check_itop_backup.backup.restore import RestoreError
+    from check_itop_backup.cli.progress import ArchiveProgress
+    from check_itop_backup.database.recovery import recover
+    from check_itop_backup.database.testrestore import verify_by_restore
+
+    prog = "itop-backup verify"
+    try:
+        settings = database_settings(args, need_name=False)
+    except ValueError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2
+    with guarded_run(args.timeout) as failure:
+        try:
+            cleaned, not_cleaned = recover(settings)
+            for line in cleaned + not_cleaned:
+                print(f"{prog}: warning: {line}", file=sys.stderr)
+            with ArchiveProgress(args.archive, "test-restoring"):
+                report = verify_by_restore(args.archive, settings, args.mysql_bindir or "")
+        except RestoreError as error:
+            failure.append(f"test restore impossible: {error}")
+    if failure:
+        print(f"{prog}: {failure[0]}", file=sys.stderr)
+        return 1
+    return report_outcome(report, args.verbose)
+
+
+def database_settings(args: argparse.Namespace, need_name: bool = True):
+    """Return the DatabaseSettings of the options; raise ValueError (ConfigError) for bad ones."""
+    from check_itop_backup.cli.run import database_password
+    from check_itop_backup.database.dump import DatabaseSettings, split_db_host
+
+    if need_name and not args.db_name:
+        raise ValueError("give the target database with --db-name")
+    host, port = split_db_host(args.db_host or "localhost")
+    return DatabaseSettings(host=host, port=args.db_port or port, user=args.db_user or "root",
+                            password=database_password(args, {}), name=args.db_name or "")
+
+
+class guarded_run:  # noqa: N801 - used as a context manager, like contextlib's
+    """Arm the deadline (``--timeout``, and SIGTERM) for the block; a StageTimeoutError becomes
+    the failure line. Yields the list the block appends its failure line to."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.failure: list[str] = []
+
+    def __enter__(self) -> list[str]:
+        from check_itop_backup import deadline
+
+        deadline.current = deadline.Deadline(self.seconds).start()
+        return self.failure
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        from check_itop_backup import deadline
+
+        deadline.current.cancel()
+        if isinstance(error, deadline.StageTimeoutError):
+            self.failure.append(str(error))
+            return True
+        return False
+
+
+def _report(result) -> None:
+    from check_itop_backup.backup.files import REMINDER
+    from check_itop_backup.units import format_size
+
+    swap = result.swap
+    print(result.path)
+    replaced = f"; {len(swap.replaced)} replaced" if swap.replaced else ""
+    print(f"restored {result.archive} into {result.database}: {len(swap.tables)} tables, "
+          f"{len(swap.views)} views, {len(swap.triggers)} triggers, dump "
+          f"{format_size(result.load.dump_size)} loaded in {result.load.seconds:.1f} s{replaced}")
+    for path in result.files:
+        print(f"  wrote {path}")
+    for warning in result.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    if result.files:
+        print(REMINDER)

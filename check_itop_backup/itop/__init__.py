@@ -1,0 +1,1 @@
+"""iTop's conventions, pure: naming, schedule, config-itop.php, param files, retention, credentials."""

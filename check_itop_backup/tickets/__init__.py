@@ -1,0 +1,1 @@
+"""iTop tickets: settings, the REST client, the episode policy."""
