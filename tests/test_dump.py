@@ -5,14 +5,8 @@ from __future__ import annotations
 import pymysql
 import pytest
 
-from check_itop_backup.database.dump import (
-    DatabaseSettings,
-    DumpError,
-    ServerFacts,
-    Table,
-    dump_command,
-    preflight,
-)
+from check_itop_backup.database.dump import DumpError, ServerFacts, Table, dump_command, preflight
+from check_itop_backup.itop.instance import DatabaseSettings
 
 MARIADB = ServerFacts("10.11.19-MariaDB", "utf8mb4",
                       (Table("it_a", "table", 1), Table("it_v", "view", None)), 0)

@@ -261,8 +261,8 @@ def test_kill_9_while_placing_files_is_finished_by_the_next_restore(tmp_path):
 
 def test_the_load_account_and_scratch_of_a_sigkilled_runner_side_are_gone_after_recovery(mariadb_server):
     """A dead run's account is dropped even without a scratch database (killed between the two)."""
-    from check_itop_backup.database.dump import DatabaseSettings
     from check_itop_backup.database.recovery import recover_server
+    from check_itop_backup.itop.instance import DatabaseSettings
 
     token = uuid.uuid4().hex[:16]
     execute(mariadb_server, None, f"CREATE USER 'cib_load_{token}'@'localhost' IDENTIFIED BY 'x'")

@@ -52,7 +52,6 @@ from check_itop_backup.archive.inspect import DUMP_MEMBER, ArchiveError, walk_ta
 from check_itop_backup.archive.sqlguard import DumpGuard, HostileDumpError, strip_definer
 from check_itop_backup.archive.tar import REGULAR_TYPES, root_name, unsafe_reason
 from check_itop_backup.database.dump import (
-    DatabaseSettings,
     DumpError,
     ServerFacts,
     connect,
@@ -72,6 +71,7 @@ from check_itop_backup.database.recovery import (
     token_of,
 )
 from check_itop_backup.itop.credentials import PASSWORD_ENV, defaults_file_pipe
+from check_itop_backup.itop.instance import DatabaseSettings
 
 CLIENT_PROGRAMS = ("mysql", "mariadb")
 SCRATCH_PREFIX = "cib_restore_"
@@ -186,7 +186,7 @@ def load_account(settings: DatabaseSettings, database: str,
                          f"{database} could not be created ({refused})")
         return
     try:
-        yield dataclasses.replace(settings, user=name, password=password), ""
+        yield settings._replace(user=name, password=password), ""
     finally:
         with _signals_held():
             _drop_account(settings, name, host)

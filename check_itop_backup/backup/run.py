@@ -42,7 +42,6 @@ from check_itop_backup.archive.writer import (
 )
 from check_itop_backup.check.finder import LOCK_NAME, TEMP_PREFIX, TEMP_SUFFIX
 from check_itop_backup.database.dump import (
-    DatabaseSettings,
     DumpError,
     DumpProcess,
     ServerFacts,
@@ -51,6 +50,7 @@ from check_itop_backup.database.dump import (
     preflight,
 )
 from check_itop_backup.itop.credentials import defaults_file_pipe
+from check_itop_backup.itop.instance import DatabaseSettings
 from check_itop_backup.itop.naming import NamePattern
 from check_itop_backup.itop.retention import select_expired
 

@@ -109,7 +109,7 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
 def database_settings(args: argparse.Namespace, need_name: bool = True):
     """Return the DatabaseSettings of the options; raise ValueError (ConfigError) for bad ones."""
     from check_itop_backup.cli.run import database_password
-    from check_itop_backup.database.dump import DatabaseSettings, split_db_host
+    from check_itop_backup.itop.instance import DatabaseSettings, split_db_host
 
     if need_name and not args.db_name:
         raise ValueError("give the target database with --db-name")

@@ -132,7 +132,7 @@ def build_job(args: argparse.Namespace) -> BackupJob:
 
 def _job(args: argparse.Namespace) -> BackupJob:
     from check_itop_backup.backup.run import BackupJob
-    from check_itop_backup.database.dump import DatabaseSettings, split_db_host
+    from check_itop_backup.itop.instance import DatabaseSettings, split_db_host
     from check_itop_backup.itop.naming import SCHEDULED_FORMAT, NamePattern, host_of
     from check_itop_backup.itop.phpconfig import setting_array, setting_flag, setting_int, setting_text
 

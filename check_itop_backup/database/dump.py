@@ -15,12 +15,12 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from check_itop_backup import deadline
 from check_itop_backup.archive.dumpscan import TRAILER
 from check_itop_backup.itop.credentials import PASSWORD_ENV
-from check_itop_backup.units import port_number
+from check_itop_backup.itop.instance import DatabaseSettings
 
 DUMP_PROGRAMS = ("mysqldump", "mariadb-dump")
 SOCKETS = ("/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/var/lib/mysql/mysql.sock")
@@ -31,20 +31,6 @@ QUERY_TIMEOUT_S = 600.0  # no byte from the server for this long: the statement 
 
 class DumpError(Exception):
     """The database cannot be dumped; the message is one line for people."""
-
-
-@dataclass(frozen=True)
-class DatabaseSettings:
-    """Where the iTop database is and how to log in (from config-itop.php or options)."""
-
-    host: str = "localhost"
-    port: int | None = None
-    user: str = "root"
-    password: str = field(default="", repr=False)
-    name: str = ""
-    subname: str = ""
-    tls: bool = False
-    tls_ca: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,23 +55,6 @@ class ServerFacts:
     def is_mysql_with_ssl_mode(self) -> bool:
         """True for MySQL >= 5.7.11, whose client wants ``--ssl-mode`` rather than ``--ssl``."""
         return "mariadb" not in self.version.lower() and version_tuple(self.version) >= (5, 7, 11)
-
-
-def split_db_host(db_host: str) -> tuple[str, int | None]:
-    """Return (host, port) of an iTop ``db_host``; a persistent ``p:`` prefix is dropped.
-    Raise ValueError for a port that is not a port number.
-
-    >>> split_db_host("127.0.0.1:3307"), split_db_host("p:localhost"), split_db_host("db")
-    (('127.0.0.1', 3307), ('localhost', None), ('db', None))
-    """
-    host = db_host[2:] if db_host.startswith("p:") else db_host
-    if host.count(":") == 1:
-        name, port = host.split(":")
-        try:
-            return name, port_number(port)
-        except ValueError as error:
-            raise ValueError(f"db_host {db_host!r}: {error}") from None
-    return host, None
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

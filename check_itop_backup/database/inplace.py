@@ -33,7 +33,8 @@ from check_itop_backup.backup.restore import (
     load_dump,
     quote_name,
 )
-from check_itop_backup.database.dump import DatabaseSettings, connect
+from check_itop_backup.database.dump import connect
+from check_itop_backup.itop.instance import DatabaseSettings
 
 SAVED_NAME = "{db}-before-restore-%Y-%m-%d_%H_%M-{token}"
 

@@ -29,7 +29,8 @@ import re
 import shutil
 from collections.abc import Iterator
 
-from check_itop_backup.database.dump import DatabaseSettings, DumpError, connect, quote_name
+from check_itop_backup.database.dump import DumpError, connect, quote_name
+from check_itop_backup.itop.instance import DatabaseSettings
 
 LOCK_PREFIX = "cib_run_"
 JOURNAL_TABLE = "_cib_journal"

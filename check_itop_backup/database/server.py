@@ -23,8 +23,8 @@ class LiveDbError(Exception):
 def config_database(itop_config: str):
     """Return the DatabaseSettings *itop_config* names; raise LiveDbError when it cannot be read.
     (Also the test restore's server: ``--verify restore``.)"""
-    from check_itop_backup.database.dump import DatabaseSettings, split_db_host
     from check_itop_backup.itop.credentials import check_password
+    from check_itop_backup.itop.instance import DatabaseSettings, split_db_host
 
     try:
         config = load_php_config(itop_config)

@@ -35,8 +35,9 @@ from check_itop_backup.backup.restore import (
     scratch_database,
     server_version,
 )
-from check_itop_backup.database.dump import DatabaseSettings, connect
+from check_itop_backup.database.dump import connect
 from check_itop_backup.database.recovery import token_of
+from check_itop_backup.itop.instance import DatabaseSettings
 
 LEVEL = "restore"
 CORE_TABLES = ("priv_module_install", "priv_user", "ticket")
