@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from check_itop_backup.archive.inspect import verify_archive
+from check_itop_backup.archive.layout import PAX_GLOBAL_NAME
 from check_itop_backup.archive.tar import parse_header, pax_records
-from check_itop_backup.archive.writer import PAX_GLOBAL_NAME, PAX_GLOBAL_TYPE, TarGzWriter, pax_record
+from check_itop_backup.archive.writer import PAX_GLOBAL_TYPE, TarGzWriter, pax_record
 from tests.test_restore import runner_archive, tiny_dump  # noqa: F401 - a fixture
 
 ITOP_RESTORE_FILES = Path(__file__).parent / "data" / "itop" / "restore_files.php"

@@ -46,6 +46,7 @@ from typing import Any, BinaryIO, Protocol
 
 from check_itop_backup import deadline
 from check_itop_backup.archive.dumpscan import DumpScanner
+from check_itop_backup.archive.layout import CONFIG_MEMBER, DUMP_MEMBER, MANIFEST_MEMBER, REQUIRED_MEMBERS
 from check_itop_backup.archive.tar import (
     BLOCK,
     PATH_MAX,
@@ -64,10 +65,6 @@ from check_itop_backup.itop.phpconfig import PhpConfigError, parse_php_config
 from check_itop_backup.units import format_size
 
 LEVELS = ("stat", "archive", "dump")  # cheapest first; the restore issue appends "restore"
-DUMP_MEMBER = "itop-dump.sql"
-CONFIG_MEMBER = "config-itop.php"
-MANIFEST_MEMBER = "manifest.json"
-REQUIRED_MEMBERS = (DUMP_MEMBER, CONFIG_MEMBER)
 READ_SIZE = 1 << 20  # compressed bytes per read
 INFLATE_SIZE = 4 << 20  # most decompressed bytes held at once
 SMALL_MEMBER_LIMIT = 4 << 20  # config-itop.php, extended headers

@@ -45,7 +45,6 @@ MEMBER_HEADER_SIZE = _MEMBER_HEADER.size
 _TRAILER_SIZE = 8
 _LONGLINK = "././@LongLink"
 _NAME_LIMIT = 100
-PAX_GLOBAL_NAME = "pax_global_header"  # as git archive names it; iTop's reader needs a name here
 PAX_GLOBAL_TYPE = b"g"
 
 

@@ -25,14 +25,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from check_itop_backup.archive.layout import (
+    CONFIG_MEMBER,
+    DELTA_MEMBER,
+    ITOP_MODULES_MEMBER,
+    NOT_FILES,
+    config_path,
+    delta_path,
+    modules_member,
+    modules_path,
+)
 from check_itop_backup.archive.tar import REGULAR_TYPES, unsafe_reason
 
 if TYPE_CHECKING:
     from check_itop_backup.database.recovery import FilesJournal
 
-CONFIG_MEMBER = "config-itop.php"
-DELTA_MEMBER = "delta.xml"
-NOT_FILES = ("itop-dump.sql", "manifest.json")
 CONFIG_MODE = 0o440
 MAINTENANCE_FILE = os.path.join("data", ".maintenance")
 REMINDER = (
@@ -153,10 +160,10 @@ class StagedFiles:
     def _destination(self, name: str) -> str:
         """Where ``place`` puts the staged regular file *name*, relative to the root ("" for modules)."""
         if name == CONFIG_MEMBER:
-            return os.path.join("conf", self.environment, CONFIG_MEMBER)
+            return config_path(self.environment)
         if name == DELTA_MEMBER:
-            return os.path.join("data", f"{self.environment}.delta.xml")
-        if name.split("/", 1)[0] in (f"{self.environment}-modules", "production-modules"):
+            return delta_path(self.environment)
+        if name.split("/", 1)[0] in (modules_member(self.environment), ITOP_MODULES_MEMBER):
             return ""
         return name
 
@@ -168,24 +175,23 @@ class StagedFiles:
         that is not staged stays: that run may have placed it already."""
         self._close()
         root, env = self.itop_root, self.environment
-        modules = f"{env}-modules"
+        modules = modules_member(env)
         written = self.written
-        staged_modules = next((os.path.join(self.staging, name) for name in (modules, "production-modules")
+        staged_modules = next((os.path.join(self.staging, name) for name in (modules, ITOP_MODULES_MEMBER)
                                if os.path.isdir(os.path.join(self.staging, name))), None)
         config = os.path.join(self.staging, CONFIG_MEMBER)
         if os.path.isfile(config):
-            destination = _safe_directory(root, os.path.join("conf", env))
-            live = os.path.join(destination, CONFIG_MEMBER)  # replaced by rename: its 0440 does not matter
+            live = _safe_path(root, config_path(env))  # replaced by rename: its 0440 does not matter
             os.chmod(config, CONFIG_MODE)
             os.replace(config, live)
             written.append(live)
-        delta = os.path.join(_safe_directory(root, "data"), f"{env}.delta.xml")
+        delta = _safe_path(root, delta_path(env))
         if os.path.isfile(os.path.join(self.staging, DELTA_MEMBER)):
             os.replace(os.path.join(self.staging, DELTA_MEMBER), delta)
             written.append(delta)
         elif os.path.lexists(delta) and not rest_only:
             os.unlink(delta)
-        live_modules = os.path.join(root, "data", modules)
+        live_modules = os.path.join(root, modules_path(env))
         if staged_modules or not rest_only:
             _remove(live_modules)
         if staged_modules:
@@ -194,13 +200,17 @@ class StagedFiles:
         for name in self.names:
             source = os.path.join(self.staging, name)
             top = name.split("/", 1)[0]
-            if not os.path.isfile(source) or top in (modules, "production-modules"):
+            if not os.path.isfile(source) or top in (modules, ITOP_MODULES_MEMBER):
                 continue
-            directory = _safe_directory(root, os.path.dirname(name))
-            destination = os.path.join(directory, os.path.basename(name))
+            destination = _safe_path(root, name)
             shutil.move(source, destination)
             written.append(destination)
         return written
+
+
+def _safe_path(root: str, relative: str) -> str:
+    """Return ``root/relative`` once its directory is there and safe (``_safe_directory``)."""
+    return os.path.join(_safe_directory(root, os.path.dirname(relative)), os.path.basename(relative))
 
 
 def _safe_directory(root: str, relative: str, create: bool = True) -> str:

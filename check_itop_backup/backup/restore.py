@@ -48,7 +48,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from check_itop_backup import deadline
-from check_itop_backup.archive.inspect import DUMP_MEMBER, ArchiveError, walk_tar_gz
+from check_itop_backup.archive.inspect import ArchiveError, walk_tar_gz
+from check_itop_backup.archive.layout import DUMP_MEMBER, config_path
 from check_itop_backup.archive.sqlguard import DumpGuard, HostileDumpError, strip_definer
 from check_itop_backup.archive.tar import REGULAR_TYPES, root_name, unsafe_reason
 from check_itop_backup.database.dump import (
@@ -602,7 +603,7 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
             except ScratchRefusedError:
                 from check_itop_backup.database.inplace import load_in_place
 
-                config = os.path.join(itop_root, "conf", environment, "config-itop.php") if itop_root else ""
+                config = os.path.join(itop_root, config_path(environment)) if itop_root else ""
                 stack.enter_context(_run_lock(settings, token))
                 done = load_in_place(archive, settings, existing, report.tables, token=token, program=program,
                                      version=version, files=files,

@@ -6,8 +6,9 @@ next run (holding the lock) removes such stale temporaries. Retention runs only 
 successful rename. Every run, good or bad, is recorded in the history's ``runs`` table;
 a history failure is only a warning, it never masks the run's own outcome.
 
-Members, in order: ``config-itop.php``, ``delta.xml``, ``<env>-modules/``, extra files at
-their iTop-relative paths, the manifest, ``itop-dump.sql`` (last, as iTop writes it).
+Members, in the order archive/layout.py declares: ``config-itop.php``, ``delta.xml``,
+``<env>-modules/``, extra files at their iTop-relative paths, the manifest, ``itop-dump.sql``
+(last, as iTop writes it).
 
 The manifest (JSON: tables, row counts, the dump's size and SHA-256) is the ``comment``
 record of a PAX global header, not a file member: iTop's restore moves every file it does
@@ -33,14 +34,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from check_itop_backup import __version__, deadline
-from check_itop_backup.archive.writer import (
+from check_itop_backup.archive.layout import (
+    CONFIG_MEMBER,
+    DELTA_MEMBER,
+    DUMP_MEMBER,
+    LOCK_NAME,
     PAX_GLOBAL_NAME,
-    PAX_GLOBAL_TYPE,
-    TarGzWriter,
-    needs_own_restore,
-    pax_record,
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    delta_path,
+    modules_member,
+    modules_path,
 )
-from check_itop_backup.check.finder import LOCK_NAME, TEMP_PREFIX, TEMP_SUFFIX
+from check_itop_backup.archive.writer import PAX_GLOBAL_TYPE, TarGzWriter, needs_own_restore, pax_record
 from check_itop_backup.database.dump import (
     DumpError,
     DumpProcess,
@@ -56,7 +62,6 @@ from check_itop_backup.itop.retention import select_expired
 
 _log = logging.getLogger(__name__)
 
-DUMP_MEMBER = "itop-dump.sql"
 MANIFEST_LABEL = f"{PAX_GLOBAL_NAME} (the manifest: a PAX 'comment' record, never extracted)"
 SHARED_MODE = 0o640  # the monitoring user reads through the directory's group; others never
 LOCK_PATIENCE_S = 1.0  # a probe looking whether a run is at work holds the lock for a moment
@@ -145,7 +150,7 @@ def members_of(job: BackupJob) -> list[Member]:
 
     Raise BackupError for an extra file outside the iTop root, as iTop does.
     """
-    members = [Member("config-itop.php", job.config_path)] if job.config_path else []
+    members = [Member(CONFIG_MEMBER, job.config_path)] if job.config_path else []
     if not members and not job.database_only:
         _log.warning("no --itop-config: the archive holds the database only; iTop's restore and "
                      "'itop-backup verify' expect config-itop.php too")
@@ -154,11 +159,11 @@ def members_of(job: BackupJob) -> list[Member]:
             raise BackupError("extra files need the iTop root: give --itop-config conf/<env>/config-itop.php "
                               "of an installed iTop, or --itop-root")
         return members
-    data = os.path.join(job.itop_root, "data")
-    delta = os.path.join(data, f"{job.environment}.delta.xml")
+    delta = os.path.join(job.itop_root, delta_path(job.environment))
     if os.path.isfile(delta):
-        members.append(Member("delta.xml", delta))
-    members += _tree(f"{job.environment}-modules", os.path.join(data, f"{job.environment}-modules"))
+        members.append(Member(DELTA_MEMBER, delta))
+    modules = modules_member(job.environment)
+    members += _tree(modules, os.path.join(job.itop_root, modules_path(job.environment)))
     root = os.path.realpath(job.itop_root)
     for relative in job.extra_files:
         source = os.path.join(job.itop_root, relative)

@@ -14,12 +14,8 @@ from collections import namedtuple
 from collections.abc import Callable
 from datetime import datetime
 
+from check_itop_backup.archive.layout import LOCK_NAME, TEMP_PREFIX, TEMP_SUFFIX
 from check_itop_backup.itop.naming import TOKEN, NamePattern
-
-# The runner's traces in the directory it writes (runner.py imports them from here).
-LOCK_NAME = ".itop-backup.lock"
-TEMP_PREFIX = ".itop-backup-"
-TEMP_SUFFIX = ".tmp"
 
 
 class FinderError(Exception):

@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_report(report: VerificationReport, verbose: bool = False) -> str:
     """Return the human-readable report of a ``VerificationReport``."""
+    from check_itop_backup.archive.layout import DUMP_MEMBER
     from check_itop_backup.units import format_size
 
     lines = [f"{report.path}: {report.state.upper()} at {report.reached} level "
@@ -42,7 +43,7 @@ def format_report(report: VerificationReport, verbose: bool = False) -> str:
         container += f", {report.gzip_members} gzip member{'s' * (report.gzip_members != 1)}"
     lines.append(f"  container: {container}; {report.member_count} members")
     if report.dump_size is not None:
-        lines.append(f"  itop-dump.sql: {format_size(report.dump_size)}"
+        lines.append(f"  {DUMP_MEMBER}: {format_size(report.dump_size)}"
                      + (f", sha256 {report.dump_sha256}" if report.dump_sha256 else ""))
     if report.tables:
         lines.append(f"  tables: {report.table_count}")

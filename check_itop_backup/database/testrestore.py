@@ -21,12 +21,8 @@ import json
 import re
 import time
 
-from check_itop_backup.archive.inspect import (
-    CONFIG_MEMBER,
-    MANIFEST_MEMBER,
-    VerificationReport,
-    verify_archive,
-)
+from check_itop_backup.archive.inspect import VerificationReport, verify_archive
+from check_itop_backup.archive.layout import CONFIG_MEMBER, MANIFEST_MEMBER
 from check_itop_backup.backup.restore import (
     RestoreError,
     find_client_program,
