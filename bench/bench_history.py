@@ -3,7 +3,7 @@
     python bench/bench_history.py [--runs N] [--instances 1000] [--days 3650]
 
 The large history holds one row per daily archive of 1,000 iTop instances over 10 years
-(3.65 million rows, built once into bench/work/ and reused). Targets (issue 3): at most
+(3.65 million rows, built once into bench/work/ and reused). Targets: at most
 +5 ms over the empty history, and at most 2.3x check_file_age's median wall time.
 """
 

@@ -2,7 +2,7 @@
 
     python bench/bench_probe.py [--runs N]
 
-Target (issue 2): check_itop_backup <= 2.0x check_file_age's median wall time.
+Target: check_itop_backup <= 2.0x check_file_age's median wall time.
 check_file_age comes from Debian's monitoring-plugins-basic. bare_plugin.py, the smallest
 nagiosplugin plugin doing check_file_age's job, shows what the interpreter and nagiosplugin
 cost before any work of ours.

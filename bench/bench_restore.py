@@ -7,7 +7,7 @@ text and BLOBs), makes one archive of it with ``itop-backup run`` (kept in ``--d
 later runs), then alternates, each into a freshly dropped database: the shell pipeline
 (decompress, untar, load; no verification, no swap) and ``itop-backup restore`` (dump-level
 verification pass first, load into a scratch database, swap). Prints median wall times
-and the ratio. Target (issue 6): restore <= 1.05x the pipeline. Exit status 1 when missed.
+and the ratio. Target: restore <= 1.05x the pipeline. Exit status 1 when missed.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Creates (once, then reuses) the database ``cib_bench_runner`` on the MariaDB ser
 half compressible ticket text (utf8mb4), half incompressible BLOBs. Then it alternates the
 three ways of making a compressed dump with iTop's mysqldump options, each in its own process,
 and prints median wall times, ratios to the pigz pipeline, and the peak RSS (VmHWM, sampled
-every 0.2 s) of the compressing process: gzip, pigz, or the runner itself. Targets (issue 5):
+every 0.2 s) of the compressing process: gzip, pigz, or the runner itself. Targets:
 runner <= 1.0x pigz, runner peak RSS <= 64 MB. ``--drop`` drops the database afterwards. Exit
 status 1 when a target is missed."""
 

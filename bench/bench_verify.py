@@ -11,7 +11,7 @@ they are inflated in parallel; plus ``manifest.json``, so the dump's SHA-256 is 
 For each archive it then alternates ``gzip -t`` and ``itop-backup verify --level dump`` on
 that file, each in its own process, and prints the best and median wall times, their ratio
 (best to best, which other load on the machine disturbs least, and the median of per-round
-ratios) and the verifier's peak RSS. Targets (issue 4), for both archives: ratio <= 0.8,
+ratios) and the verifier's peak RSS. Targets, for both archives: ratio <= 0.8,
 peak RSS <= 64 MB. Exit status 1 when a target is missed.
 """
 
@@ -90,7 +90,7 @@ def _itop_archive(output: BinaryIO, dump: BinaryIO, size: int) -> None:
 
 
 def _runner_archive(output: BinaryIO, dump: BinaryIO, size: int) -> None:
-    """Our runner's shape (runner.py): config, a reserved manifest, the dump streamed last."""
+    """Our runner's shape (backup/run.py): config, a reserved manifest, the dump streamed last."""
     write_runner_archive(output, dump.read)
 
 

@@ -31,7 +31,7 @@ def itop_member(name: str) -> bytes:
 
 
 def write_runner_archive(output: BinaryIO, read_dump: Callable[[int], bytes], **writer_options: int) -> None:
-    """Write our runner's archive shape (runner.py) to *output*: config, a reserved
+    """Write our runner's archive shape (backup/run.py) to *output*: config, a reserved
     manifest.json, the dump streamed from *read_dump* last, then the manifest filled in."""
     from check_itop_backup.archive.writer import TarGzWriter
 
@@ -217,7 +217,7 @@ def _with_manifest(manifest: object) -> bytes:
     return gzip_members(itop_tar(extra=(member("manifest.json", json.dumps(manifest).encode()),)))
 
 
-# Hostile archives (issue 11): trap -> (archive bytes, the one-line reason the verifier must give).
+# Hostile archives: trap -> (archive bytes, the one-line reason the verifier must give).
 HOSTILE: dict[str, Callable[[], tuple[bytes, str]]] = {
     "PAX size=-1536": lambda: (
         gzip_members(pax_header({"size": "-1536"}) + member("a", b"x") + END_OF_ARCHIVE),

@@ -1,4 +1,4 @@
-"""Bad input ends in one line and the right exit status, never a traceback (issue 11, point 8).
+"""Bad input ends in one line and the right exit status, never a traceback.
 
 The probe answers UNKNOWN (3) when it cannot tell and CRITICAL (2) for an archive that
 cannot be read; ``itop-backup`` exits 2 for bad options or configuration and 1 for a run

@@ -1,4 +1,4 @@
-"""Fuzzed input to the pure parsers (issue 11, point 8): only each module's own error class
+"""Fuzzed input to the pure parsers: only each module's own error class
 comes out, never a TypeError, RecursionError, OverflowError or UnicodeDecodeError.
 
 Bounded and reproducible (``derandomize``): a few hundred examples per parser, the same

@@ -1,4 +1,4 @@
-"""``itop-backup history`` answers "what happened" (issue 12, point 7): the runner's runs, the
+"""``itop-backup history`` answers "what happened": the runner's runs, the
 archives with their exact size and change, verifications, every change of verdict with its
 reason, tickets; in iTop's timezone, labelled; by series and count; as table, JSON and CSV."""
 

@@ -1,4 +1,4 @@
-"""History files that are not ours, not writable or too new (issue 11, point 9): one line
+"""History files that are not ours, not writable or too new: one line
 naming the file, and the file left exactly as it was."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hostile archives (issue 11): each ends in a bounded time with a one-line CRITICAL reason, and no
+"""Hostile archives: each ends in a bounded time with a one-line CRITICAL reason, and no
 archive, however large its counts, costs more than 64 MB of memory.
 
 Every command runs in a child process of a small wrapper that reports the peak RSS of its one

@@ -1,4 +1,4 @@
-"""Hostile dumps (issue 11, points 1 and 2): nothing in an archive runs on the host, nothing
+"""Hostile dumps: nothing in an archive runs on the host, nothing
 reaches another database, whichever command loads it."""
 
 from __future__ import annotations

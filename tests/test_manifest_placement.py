@@ -1,9 +1,9 @@
 """Where the runner's manifest travels: nothing of it lands in the iTop root after iTop's own restore.
 
-iTop 3.2's restore (BACKUP-SPEC §5 steps 4-10) extracts the archive with Archive_Tar, which
-skips PAX ``x``/``g`` headers (§1.4), then moves every remaining regular file whose name is
-not ``config-itop.php``, ``itop-dump.sql``, ``delta.xml`` or ``production-modules`` (and
-that is not under ``production-modules``) to ``<itop-root>/<name>`` (step 9). The tests run
+iTop 3.2's restore (``DBRestore::RestoreFromCompressedBackup``) extracts the archive with
+Archive_Tar, which skips PAX ``x``/``g`` headers, then moves every remaining regular file whose
+name is not ``config-itop.php``, ``itop-dump.sql``, ``delta.xml`` or ``production-modules`` (and
+that is not under ``production-modules``) to ``<itop-root>/<name>``. The tests run
 that code itself (tests/data/itop/restore_files.php) and check the rule on the raw headers.
 """
 

@@ -1,4 +1,4 @@
-"""Misconfiguration reads as such, not as a failed backup or a crash (issue 12, points 1 and 6).
+"""Misconfiguration reads as such, not as a failed backup or a crash.
 
 The probe answers UNKNOWN (3, or one JSON object with ``--format json``) with one line that
 says what to give; ``itop-backup`` exits 2 for bad usage and 1 for a run it refuses. Range

@@ -1,4 +1,4 @@
-"""The sdist is complete (issue 12): it holds every file of the source tree, the AGPL text its
+"""The sdist is complete: it holds every file of the source tree, the AGPL text its
 metadata names and the changelog; setuptools warns of nothing while building it; and tests run
 from the unpacked sdist, against its own copy of the package, pass."""
 

@@ -1,5 +1,5 @@
 """``verify`` and ``restore`` draw a progress line on a terminal, as ``run`` does, and nothing
-when stderr is not one (cron, pipes) (issue 12). The mysql client stalls after 20 kB, so the
+when stderr is not one (cron, pipes). The mysql client stalls after 20 kB, so the
 archive stays open, part read, until ``--timeout`` ends the command: a line is certainly drawn."""
 
 from __future__ import annotations

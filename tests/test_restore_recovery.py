@@ -1,4 +1,4 @@
-"""Restores that fail late or are killed (issue 11, points 4 and 5): nothing replaced before
+"""Restores that fail late or are killed: nothing replaced before
 the files can be placed, and whatever kill -9 leaves is finished or undone by the next run."""
 
 from __future__ import annotations

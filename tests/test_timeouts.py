@@ -1,4 +1,4 @@
-"""Nothing hangs (issue 11, points 6 and 7): the probe's ``-t`` and ``--timeout`` of ``run`` and
+"""Nothing hangs: the probe's ``-t`` and ``--timeout`` of ``run`` and
 ``restore`` are real bounds, even against a stalled peer or a lock held by another process.
 
 Every test runs the command as its own process, as cron or a monitoring system does, and

@@ -4,11 +4,11 @@
 bounded memory (no member is ever held whole, except ``config-itop.php`` and
 the manifest up to a small cap), and returns a ``VerificationReport``.
 
-Levels (MONITORING.md §4, issue 4), each including the one before:
+Levels, each including the one before (``restore``, the last, is database/testrestore.py's):
 
 * ``archive``: the gzip stream inflates to its end with every member's CRC-32 and length
   right (multi-member gzip, as our runner writes, included; trailing garbage is not); tar
-  headers parse (tarheader.py); the required members ``itop-dump.sql`` and ``config-itop.php``
+  headers parse (tar.py); the required members ``itop-dump.sql`` and ``config-itop.php``
   are there; no member could write outside the restore directory.
 * ``dump``: ``itop-dump.sql`` is not empty, ends with mysqldump's ``-- Dump completed``
   trailer and holds ``CREATE TABLE`` statements (dumpscan.py); ``config-itop.php`` parses;
@@ -19,13 +19,13 @@ Levels (MONITORING.md §4, issue 4), each including the one before:
   their multi-member gzip stream or a manifest ahead of the dump: iTop's own archives have
   nothing to compare it with, and hashing would cost more than the 0.8x ``gzip -t`` budget.
 
-When the gzip members announce their own length, as our runner writes them (tarstream.py),
+When the gzip members announce their own length, as our runner writes them (writer.py),
 they are inflated in parallel on all cores and scanned in order (``_GzipReader``); any other
 stream, and whatever follows a member that does not inflate to its announced end, is inflated
 sequentially, with the same verdicts.
 
 ``.zip`` archives (iTop before 2.4) are read with zipfile, which checks each member's CRC.
-Comparing table sets with another archive or the live database is tablecheck.py's job.
+Comparing table sets with another archive or the live database is check/verification.py's job.
 The work runs inside ``deadline.current.stage(...)``: a timeout raises ``StageTimeoutError``
 out of this module, and no report exists for partial work.
 """
@@ -64,7 +64,7 @@ from check_itop_backup.archive.writer import MEMBER_HEADER_SIZE, PAX_GLOBAL_TYPE
 from check_itop_backup.itop.phpconfig import PhpConfigError, parse_php_config
 from check_itop_backup.units import format_size
 
-LEVELS = ("stat", "archive", "dump")  # cheapest first; the restore issue appends "restore"
+LEVELS = ("stat", "archive", "dump")  # cheapest first; "restore" is database/testrestore.py's
 READ_SIZE = 1 << 20  # compressed bytes per read
 INFLATE_SIZE = 4 << 20  # most decompressed bytes held at once
 SMALL_MEMBER_LIMIT = 4 << 20  # config-itop.php, extended headers
@@ -248,7 +248,7 @@ class _Inspection:
 class _GzipReader:
     """Decompressed pieces of a gzip file, every member's CRC-32 and length checked by zlib.
 
-    While members announce their own length (``tarstream.member_length``: our runner's
+    While members announce their own length (``writer.member_length``: our runner's
     archives), they are read whole and inflated on a thread pool (zlib releases the GIL), at
     most ``2 * workers`` in flight, and yielded in order. From the first member that does not,
     or that does not inflate to exactly its announced end (damage, a lying length, a member
@@ -504,7 +504,7 @@ def walk_tar_gz(handle: BinaryIO, inspection: Any) -> int:
     *inspection* is shaped like ``_Inspection``: ``open_member(name, size, kind, linkname)``
     returns a sink (``write(data, start, end)``) for the member's data; it has ``warnings``
     (a list) and ``multi_member_gzip``. Raise ``ArchiveError`` when the stream is damaged.
-    restore.py uses it to load the dump straight from the archive.
+    backup/restore.py uses it to load the dump straight from the archive.
     """
     reader = _GzipReader(handle)
     walker = _TarWalker(inspection)

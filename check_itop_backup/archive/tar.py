@@ -2,7 +2,7 @@
 
 A parser of our own (not ``tarfile``) so that the verifier can walk a decompressed stream
 in one pass without seeking and tell exactly what is wrong with a header. It reads the
-dialects of BACKUP-SPEC §1.4: old-GNU (magic ``ustar  \\0``), POSIX ustar (``ustar\\0``
+dialects: old-GNU (magic ``ustar  \\0``), POSIX ustar (``ustar\\0``
 ``00``, whose ``prefix`` field it joins), v7; octal numbers ended by NUL or space or filling
 the field (iTop's 12-digit sizes from 8 to 64 GiB), and GNU base-256 numbers, which it flags
 because iTop's reader misreads them. GNU long names (``L``/``K``) and PAX records are parsed

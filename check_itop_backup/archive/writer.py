@@ -1,15 +1,15 @@
-"""Streaming tar.gz writer for archives iTop's own restore reads (BACKUP-SPEC §1.4-1.5).
+"""Streaming tar.gz writer for archives iTop's own restore reads (tests/data/itop/ holds its tar reader).
 
 Headers are old-GNU (magic ``ustar  \\0``) with plain octal numbers: sizes below 8 GiB take 11
 digits and a NUL, sizes from 8 GiB to 64 GiB - 1 take 12 digits without NUL (what iTop writes
 and reads), larger sizes use GNU base-256, which Python's tarfile reads but iTop cannot
 (``needs_own_restore`` tells). Long names use GNU ``././@LongLink`` entries; no PAX.
 
-The gzip stream is a sequence of gzip members, which every gzip reader (Python's gzip and
-tarfile, zlib, iTop's restore) reads as one stream. Each member's header carries, as BGZF's
+The gzip stream is a sequence of gzip members, which ``gzip -d``, Python's gzip module (and so
+tarfile's ``r:gz``) and iTop's restore read as one stream. Each member's header carries, as BGZF's
 do, its own total length (header to trailer) in an FEXTRA subfield ``IB`` (RFC 1952
 §2.3.1.1; 4 bytes, little-endian) that readers skip, so that a verifier finds every member
-without inflating and can inflate them in parallel (``member_length``, verify.py). Data is
+without inflating and can inflate them in parallel (``member_length``, archive/inspect.py). Data is
 cut into chunks compressed on a thread pool (zlib releases the GIL), and written in order, so
 memory stays bounded whatever the size; chunks that do not compress (BLOBs) are stored rather
 than deflated. A member whose size is unknown until its data has been read (the dump) gets
@@ -17,7 +17,9 @@ its header in a *reserved* gzip member of fixed length: a stored (uncompressed) 
 block, written as zeros first and overwritten in place once the size is known. The output
 file must therefore be seekable.
 
-Read an archive back with ``tarfile.open(path, "r:gz")`` (or ``"r|gz"`` to stream)."""
+Read an archive back with ``tarfile.open(path, "r:gz")``. Not with ``"r|gz"``: tarfile's stream
+mode reads the first gzip member only and raises ``ReadError`` at the second; to stream, give
+``mode="r|"`` a ``gzip.open(path)``."""
 
 from __future__ import annotations
 

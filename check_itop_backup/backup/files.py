@@ -2,7 +2,7 @@
 
 While the dump loads, the other members are staged in ``<root>/data/.itop-restore-<random>``
 (mode 0700: config-itop.php holds the database password); once the database is in place
-they are moved where iTop's restore puts them (BACKUP-SPEC §5, steps 6-9):
+they are moved where iTop's restore puts them (its steps: tests/data/itop/restore_files.php):
 
 * ``config-itop.php`` to ``conf/<env>/config-itop.php``, mode 0440;
 * ``delta.xml`` to ``data/<env>.delta.xml`` (an existing one is removed when the archive
@@ -59,7 +59,7 @@ class FilesError(Exception):
 def maintenance_mode(itop_root: str, journal: FilesJournal) -> Iterator[str]:
     """Create ``data/.maintenance`` (iTop answers 503, its cron and CLI scripts do nothing) for
     the block and remove it afterwards, whatever happens, unless it was there before (as iTop).
-    The *journal* records that it was created, for a recovery after kill -9 (recovery.py)."""
+    The *journal* records that it was created, for a recovery after kill -9 (database/recovery.py)."""
     path = os.path.join(itop_root, MAINTENANCE_FILE)
     existed = os.path.lexists(path)
     if not existed:

@@ -1,6 +1,6 @@
 """The probe's deep verification: options, cache, and comparisons of table sets.
 
-``Verifier.verify(archive, series, history, now)`` runs ``verify.verify_archive`` on the
+``Verifier.verify(archive, series, history, now)`` runs archive/inspect.py's ``verify_archive`` on the
 judged archive at most once per archive identity (path, size, mtime, inode): the result is
 cached in the history's ``verifications`` table, and reused until ``--verify-every`` has
 passed (never, by default). Only a finished verification is stored: a timeout raises

@@ -13,7 +13,7 @@ Given the check's verdict, ``follow_up()`` decides and acts:
 
 It returns the lines for the plugin's long output ("opened I-000123", "updated I-000123",
 "ticket failed: iTop said code 1 Invalid login"). Every failure becomes such a line, never an
-exception (borgmatic's rule: a notifier never masks the failure it reports). ``itop_rest``
+exception (borgmatic's rule: a notifier never masks the failure it reports). rest.py
 (and so ``requests``) is imported only when iTop has to be called.
 """
 
