@@ -1,6 +1,6 @@
 """``itop-backup restore ARCHIVE --db-name NAME``: restore an archive, verified first.
 
-The connection options and password sources are the runner's (cli/run.py): the password
+The connection options and password sources are the runner's (runner_cli.py): the password
 comes from ``--db-password-file``, ``$ITOP_BACKUP_DB_PASSWORD`` or ``--db-option-file``,
 never from the command line. SIGTERM and ``--timeout`` stop the restore cleanly: the
 scratch database, the staged files and the maintenance file are removed, the target is
