@@ -2,14 +2,14 @@
 
 ``restore_database(archive, settings, force=...)`` (``itop-backup restore``):
 
-1. verifies the archive at the ``dump`` level (archive/inspect.py) and refuses a bad one before any
+1. verifies the archive at the ``dump`` level (verify.py) and refuses a bad one before any
    statement runs;
 2. refuses a target database that has tables, unless *force*;
 3. streams ``itop-dump.sql`` from the archive into the mysql/mariadb client (never to disk),
    connected to a uniquely named scratch database, the password through a pipe
-   (itop/credentials.py), as iTop's restore and ``gunzip -c | mysql`` run it (with ``autocommit``
+   (credentials.py), as iTop's restore and ``gunzip -c | mysql`` run it (with ``autocommit``
    off the 467 MB benchmark loaded 30 % slower), with three walls against a hostile dump:
-   each line is checked before the client gets it (archive/sqlguard.py: client commands, other
+   each line is checked before the client gets it (sqlguard.py: client commands, other
    databases), the client runs in binary mode (no client commands), sandbox mode where it
    has it and without ``LOAD DATA LOCAL``, and it logs in as a temporary account that can
    reach only the scratch database (dropped afterwards); on failure the client's error
@@ -24,7 +24,7 @@ What is not kept: tables of the target that are not in the dump stay as they are
 restore does the same; they are reported). Between the swap and the re-creation of views
 and triggers (milliseconds) those are missing. A dump holding stored routines or events
 is refused at the swap, target untouched. ``scratch_database`` and ``load_dump`` are also
-the test restore's building blocks (database/testrestore.py).
+the test restore's building blocks (testrestore.py).
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def scratch_database(settings: DatabaseSettings, prefix: str = SCRATCH_PREFIX,
                      token: str = "") -> Iterator[str]:
     """Create a uniquely named, empty utf8mb4 database and yield its name; drop it afterwards,
     whatever ends the block (SIGTERM and the deadline's alarm are held back while dropping).
-    The run's lock (database/recovery.py) is held meanwhile: it tells this run from a killed one."""
+    The run's lock (recovery.py) is held meanwhile: it tells this run from a killed one."""
     token = token or new_token()
     name = f"{prefix}{token}"
     with _run_lock(settings, token):
@@ -232,7 +232,7 @@ def scratch_database(settings: DatabaseSettings, prefix: str = SCRATCH_PREFIX,
 
 @contextlib.contextmanager
 def _run_lock(settings: DatabaseSettings, token: str) -> Iterator[None]:
-    """Hold the run's lock (database/recovery.py); a server that cannot be reached is a RestoreError."""
+    """Hold the run's lock (recovery.py); a server that cannot be reached is a RestoreError."""
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(run_lock(settings, token))
@@ -509,7 +509,7 @@ def swap_into(settings: DatabaseSettings, scratch: str) -> SwapResult:
 def _journal(cursor, scratch: str, target: str, views: dict[str, tuple[str, str]],
              triggers: dict[str, tuple[str, str]]) -> None:
     """Write what the swap re-creates after its rename into the scratch database: a recovery
-    after kill -9 finishes the swap from it (database/recovery.py)."""
+    after kill -9 finishes the swap from it (recovery.py)."""
     table = f"{quote_name(scratch)}.{JOURNAL_TABLE}"
     cursor.execute(f"CREATE TABLE {table} (target VARCHAR(64) NOT NULL, kind VARCHAR(8) NOT NULL, "
                    "name VARCHAR(64) NOT NULL, sql_mode TEXT NOT NULL, statement LONGTEXT NOT NULL)")
@@ -564,7 +564,7 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
     """Restore *archive* into ``settings.name`` (and its files into *itop_root* when given).
 
     Through a scratch database swapped in, or, when the account may not create one, into the
-    target itself (database/inplace.py: its previous content saved first into *keep_dir*, default the
+    target itself (inplace.py: its previous content saved first into *keep_dir*, default the
     archive's directory, and put back when the load fails).
     Raise RestoreError (target database and files unchanged) when the archive does not verify,
     the target has tables and not *force*, or the load fails; OSError when the archive cannot

@@ -1,6 +1,6 @@
 """The database side of a backup: PyMySQL pre-flight, iTop's mysqldump command, the dump process.
 
-The command follows iTop's ``DBBackup::DoBackup`` (setup/backup.class.inc.php): ``--opt
+The command follows iTop's ``DBBackup::DoBackup`` (BACKUP-SPEC §1.3): ``--opt
 --skip-lock-tables --default-character-set=<utf8|utf8mb4> --add-drop-database
 --single-transaction``, iTop's host/port/transport and TLS rules, and the table list when
 ``db_subname`` (the table prefix) is set. Unlike iTop, the prefix is LIKE-escaped, the

@@ -1,10 +1,10 @@
 """Restore into the target database itself, for an account that may not create a scratch database.
 
 iTop's usual account has ALL on the iTop database only: iTop's ``restore.php`` loads the dump
-straight into that database, and this path does too (backup/restore.py takes it when the scratch
+straight into that database, and this path does too (restore.py takes it when the scratch
 database is refused), with what iTop's lacks around the load: the archive is verified first
-and iTop is in maintenance mode (backup/files.py), the target's previous content is first saved by
-the runner (backup/run.py: the same dump as ``itop-backup run``) as
+and iTop is in maintenance mode (restore.py), the target's previous content is first saved by
+the runner (runner.py: the same dump as ``itop-backup run``) as
 ``<db>-before-restore-<time>-<token>.tar.gz``, and when the load fails (a statement, a
 timeout, SIGTERM) the tables the load created are dropped and the saved dump is loaded back.
 The saved archive is kept either way.

@@ -1,7 +1,7 @@
 """The ``restore`` verification level: prove that an archive restores.
 
 ``verify_by_restore(archive, settings)`` verifies the archive at the ``dump`` level, loads its
-dump into a uniquely named scratch database (backup/restore.py's ``scratch_database``, dropped on every
+dump into a uniquely named scratch database (restore.scratch_database, dropped on every
 way out: success, failure, timeout, SIGTERM), then compares what the server holds with
 what the archive promised:
 
