@@ -2,12 +2,12 @@
 
 It asks the schedule which backup is due, the finder which archive to judge and the
 history how big the earlier archives were, and yields the metrics the contexts in
-contexts.py judge: ``archive`` (the selection), ``age`` (s), ``size`` (B), ``exposure``
+``verdict.py`` judge: ``archive`` (the selection), ``age`` (s), ``size`` (B), ``exposure``
 (its mode when world-readable), ``trend`` (size against the baseline), ``history`` (archives
 known), and when configured ``size_reduction`` (iTop's rule), ``retention``,
 ``verification`` (verification.py, which caches its results in the history) and
 ``leftovers`` (what killed restores left in the iTop root and could not be cleaned,
-database/recovery.py). Otherwise it only reads the history; the
+recovery.py). Otherwise it only reads the history; the
 verdict is written back in one transaction once known (``record_verdict``).
 It raises ``CheckError`` only when it cannot tell.
 """
