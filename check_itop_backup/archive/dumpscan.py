@@ -19,6 +19,7 @@ import hashlib
 import queue
 import threading
 
+from check_itop_backup.archive.layout import DUMP_MEMBER
 from check_itop_backup.archive.sqlguard import DumpGuard, HostileDumpError
 from check_itop_backup.units import format_size
 
@@ -160,8 +161,9 @@ class DumpScanner:
         last_line = self._tail.rstrip().rsplit(b"\n", 1)[-1]
         return last_line.startswith(TRAILER)
 
-    def findings(self, name: str = "itop-dump.sql") -> str | None:
+    def findings(self) -> str | None:
         """Return the first reason the dump is unusable, or None when it looks whole."""
+        name = DUMP_MEMBER
         if self.size == 0:
             return f"{name} is empty"
         if self.hostile:

@@ -201,7 +201,7 @@ class _Inspection:
     def check_dump(self) -> None:
         assert self.dump is not None and self.config is not None
         self.dump.close()
-        finding = self.dump.findings(DUMP_MEMBER)
+        finding = self.dump.findings()
         if finding:
             raise ArchiveError(finding)
         if not self.config.whole:
