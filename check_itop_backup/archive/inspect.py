@@ -516,7 +516,7 @@ def walk_tar_gz(handle: BinaryIO, inspection: Any) -> int:
     *inspection* is shaped like ``_Inspection``: ``open_member(name, size, kind, linkname)``
     returns a sink (``write(data, start, end)``) for the member's data; it has ``warnings``
     (a list) and ``multi_member_gzip``. Raise ``ArchiveError`` when the stream is damaged.
-    restore.py uses it to load the dump straight from the archive.
+    database/load.py uses it to load the dump straight from the archive.
     """
     reader = _GzipReader(handle)
     walker = _TarWalker(inspection)

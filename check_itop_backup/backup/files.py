@@ -60,7 +60,7 @@ class FilesError(Exception):
 def maintenance_mode(itop_root: str, journal: FilesJournal) -> Iterator[str]:
     """Create ``data/.maintenance`` (iTop answers 503, its cron and CLI scripts do nothing) for
     the block and remove it afterwards, whatever happens, unless it was there before (as iTop).
-    The *journal* records that it was created, for a recovery after kill -9 (recovery.py)."""
+    The *journal* records that it was created, for a recovery after kill -9 (``recover_files``)."""
     path = os.path.join(itop_root, MAINTENANCE_FILE)
     existed = os.path.lexists(path)
     if not existed:
