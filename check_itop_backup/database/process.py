@@ -1,10 +1,14 @@
 """The one door to the database's programs (mysqldump, mysql and their MariaDB names).
 
-A program is found in the configured bindir, else on PATH, and runs in a process group of
-its own with our environment minus any password variable. The password reaches it through
-a pipe (``credentials.defaults_file_pipe``), never on its command line. We either read its
-stdout (the dump) or write its stdin (the load), through a pipe of ``PIPE_SIZE``; the last
-lines of its stderr are kept to say why it failed. ``kill()`` ends the whole group.
+A program is found in the configured bindir, else on PATH, and runs with our environment
+minus any password variable. The password reaches it through a pipe
+(``credentials.defaults_file_pipe``), never on its command line. We either read its stdout
+(the dump) or write its stdin (the load), through a pipe of ``PIPE_SIZE``; the last lines
+of its stderr are kept to say why it failed.
+
+The dump stays in the run's process group: whoever kills that group (a terminal, a
+supervisor) kills mysqldump with it. The load's client gets a group of its own, which
+``kill()`` ends whole (a wrapper script's children too).
 """
 
 from __future__ import annotations
@@ -84,7 +88,8 @@ def help_text(program: str) -> bytes:
 class Child:
     """A running database program. *command* builds its argv from the password option
     (``--defaults-extra-file=/dev/fd/N``, which it must put first); with *feed* we write its
-    stdin (``pipe``) and it writes nothing, else we read its stdout (``pipe``)."""
+    stdin (``pipe``) and it writes nothing, in a process group of its own; else we read its
+    stdout (``pipe``)."""
 
     def __init__(self, command: Callable[[str], Sequence[str]], password: str, *, feed: bool = False) -> None:
         with defaults_file_pipe(password) as (fd, option):
@@ -92,7 +97,7 @@ class Child:
             self.process = subprocess.Popen(
                 self.command, stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL if feed else subprocess.PIPE, stderr=subprocess.PIPE,
-                pass_fds=(fd,), env=environment(), start_new_session=True)
+                pass_fds=(fd,), env=environment(), start_new_session=feed)
         self.pipe = self.process.stdin if feed else self.process.stdout
         with contextlib.suppress(OSError):  # refused: the default size works too
             import fcntl
@@ -120,10 +125,14 @@ class Child:
         return status
 
     def kill(self) -> None:
-        """Kill its process group (after a failure elsewhere) and wait for it, signals held back."""
+        """Kill it, with its process group when it has one, after a failure elsewhere; wait for it,
+        signals held back."""
         with deadline.shielded():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+                if self.pipe is self.process.stdin:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                elif self.process.poll() is None:
+                    self.process.kill()
             self.process.wait()
             with contextlib.suppress(OSError):
                 self.pipe.close()
