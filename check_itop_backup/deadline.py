@@ -98,6 +98,21 @@ class Deadline:
 
 
 @contextmanager
+def shielded() -> Iterator[None]:
+    """Hold SIGTERM, SIGINT and the alarm back until the block ends, then deliver them: for what
+    must not stop half-way (the restore's swap, dropping a scratch database, killing a client).
+    Signals reach only the main thread, so elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
 def armed(seconds: float | None) -> Iterator[Deadline]:
     """Make a Deadline of *seconds* the run's ``current`` one and arm it for the block."""
     global current

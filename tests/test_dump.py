@@ -5,7 +5,8 @@ from __future__ import annotations
 import pymysql
 import pytest
 
-from check_itop_backup.database.dump import DumpError, ServerFacts, Table, dump_command, preflight
+from check_itop_backup.database.dump import dump_command
+from check_itop_backup.database.server import DatabaseError, ServerFacts, Table, preflight
 from check_itop_backup.itop.instance import DatabaseSettings
 
 MARIADB = ServerFacts("10.11.19-MariaDB", "utf8mb4",
@@ -43,6 +44,6 @@ def test_the_preflight_counts_rows_lists_views_and_picks_utf8mb4(mariadb_databas
                                        password=server["password"], name=database))
     assert facts.charset == "utf8mb4" and "MariaDB" in facts.version
     assert facts.tables == (Table("t", "table", 3), Table("v", "view", None))
-    with pytest.raises(DumpError, match="no table has been found with the prefix 'zz_'"):
+    with pytest.raises(DatabaseError, match="no table has been found with the prefix 'zz_'"):
         preflight(DatabaseSettings(host=server["host"], port=server["port"], user=server["user"],
                                    password=server["password"], name=database, subname="zz_"))

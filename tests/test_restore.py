@@ -247,19 +247,21 @@ def test_a_failing_dump_names_its_statement_leaves_the_target_and_drops_the_scra
     assert left_scratch(settings) <= scratch_before
 
 
-def process_running(marker: str, ancestor: int) -> list[int]:
-    """The descendants of *ancestor* whose command line holds *marker* (other tests run beside)."""
-    found, parents = [], {}
+def process_running(marker: str, ancestor: int) -> dict[int, list[bytes]]:
+    """{pid: argv} of the descendants of *ancestor* whose command line holds *marker* (other tests
+    run beside); each command line is read once, so a process that execs meanwhile is seen whole."""
+    found, parents = {}, {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as handle:
                     parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
                 with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    if marker.encode() in handle.read():
-                        found.append(int(entry))
+                    argv = handle.read().split(b"\0")
             except OSError:
                 continue
+            if any(marker.encode() in arg for arg in argv):
+                found[int(entry)] = argv
 
     def descends(pid: int) -> bool:
         while pid > 1:
@@ -268,7 +270,7 @@ def process_running(marker: str, ancestor: int) -> list[int]:
                 return True
         return False
 
-    return [pid for pid in found if descends(pid)]
+    return {pid: argv for pid, argv in found.items() if descends(pid)}
 
 
 @pytest.fixture
@@ -292,9 +294,8 @@ def test_sigterm_mid_load_drops_the_scratch_and_the_password_is_on_no_command_li
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     clients, scratch = loading_clients(process)
-    for pid in clients:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            assert PASSWORD.encode() not in handle.read()
+    for pid, argv in clients.items():
+        assert not any(PASSWORD.encode() in arg for arg in argv)
         with open(f"/proc/{pid}/environ", "rb") as handle:
             assert PASSWORD.encode() not in handle.read()
     with pymysql.connect(**settings) as connection, connection.cursor() as cursor:
@@ -323,17 +324,17 @@ def stalling_client(tmp_path):
 
 
 def loading_clients(process, seconds=20.0):
-    """Wait for *process* to start its mysql client; return the client pids and the database loaded."""
+    """Wait for *process* to start its mysql client (the wrapper script's shells and the client
+    itself, once it has exec'd); return {pid: argv} of them all and the database loaded."""
     deadline = time.monotonic() + seconds
-    clients = []
-    while time.monotonic() < deadline and not clients:
+    while time.monotonic() < deadline:
         clients = process_running("--database=cib_", process.pid)
+        execed = [argv for argv in clients.values() if os.path.basename(argv[0]) in (b"mysql", b"mariadb")]
+        if execed:
+            [database] = [arg[len(b"--database="):] for arg in execed[0] if arg.startswith(b"--database=")]
+            return clients, database.decode()
         time.sleep(0.1)
-    assert clients, "the client never started"
-    with open(f"/proc/{clients[0]}/cmdline", "rb") as handle:
-        [database] = [arg.split(b"=", 1)[1].decode() for arg in handle.read().split(b"\0")
-                      if arg.startswith(b"--database=")]
-    return clients, database
+    raise AssertionError("the client never started")
 
 
 def probe_config(tmp_path, server_settings):

@@ -131,8 +131,17 @@ class ArchiveError(Exception):
     """A check failed; the message is the status-line text."""
 
 
-class _Sink(Protocol):
+class Sink(Protocol):
+    """Where a member's data goes: ``write(data, start, end)`` takes ``data[start:end]``."""
+
     def write(self, data: bytes, start: int, end: int) -> None: ...
+
+
+class Discard:
+    """The sink of data nobody needs."""
+
+    def write(self, data: bytes, start: int, end: int) -> None:
+        pass
 
 
 class _Collector:
@@ -169,7 +178,7 @@ class _Inspection:
         self.manifest: _Collector | None = None
         self.multi_member_gzip = False
 
-    def open_member(self, name: str, size: int, kind: bytes = b"0", linkname: str = "") -> _Sink:
+    def open_member(self, name: str, size: int, kind: bytes = b"0", linkname: str = "") -> Sink:
         """Record a member (judged safe by the walk's ``MemberGuard``) and return where its data goes."""
         root = root_name(name)
         self.member_count += 1
@@ -358,7 +367,7 @@ class _TarWalker:
         self._base = 0  # stream offset of the current piece
         self._data_left = 0
         self._pad_left = 0
-        self._sink: _Sink = _Collector()
+        self._sink: Sink = _Collector()
         self._member = ""
         self._size = 0
         self._extension: tuple[bytes, _Collector] | None = None
@@ -436,7 +445,7 @@ class _TarWalker:
         elif len(warnings) == MAX_WARNINGS:
             warnings.append(f"more than {MAX_WARNINGS} warnings: the others are left out")
 
-    def _start_data(self, name: str, size: int, sink: _Sink) -> None:
+    def _start_data(self, name: str, size: int, sink: Sink) -> None:
         self._member, self._size, self._sink = name, size, sink
         self._data_left, self._pad_left = size, -size % BLOCK
         if not size:
@@ -504,7 +513,7 @@ def walk_tar_gz(handle: BinaryIO, inspection: Any) -> int:
     *inspection* is shaped like ``_Inspection``: ``open_member(name, size, kind, linkname)``
     returns a sink (``write(data, start, end)``) for the member's data; it has ``warnings``
     (a list) and ``multi_member_gzip``. Raise ``ArchiveError`` when the stream is damaged.
-    restore.py uses it to load the dump straight from the archive.
+    database/load.py uses it to load the dump straight from the archive.
     """
     reader = _GzipReader(handle)
     walker = _TarWalker(inspection)

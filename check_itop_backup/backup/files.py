@@ -14,17 +14,26 @@ they are moved where iTop's restore puts them (its steps: tests/data/itop/restor
 Nothing is written outside the root: names with ``..`` or a leading ``/`` are refused,
 links in the archive are skipped, and an existing symbolic link on the way to a
 destination is never followed. The staging directory is removed whatever happens.
+
+For a recovery after kill -9, the run's journal ``data/.itop-restore-<token>.json`` (0600,
+``FilesJournal``) lies beside the staging directory, locked (``flock``) while the run lives,
+saying whether the run created ``data/.maintenance`` and whether the database was swapped;
+``recover_files`` acts on dead runs' journals only: before the swap it removes what they
+left, after it it places their staged files first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from check_itop_backup.archive.inspect import Discard
 from check_itop_backup.archive.layout import (
     CONFIG_MEMBER,
     DELTA_MEMBER,
@@ -36,12 +45,11 @@ from check_itop_backup.archive.layout import (
     modules_path,
 )
 from check_itop_backup.archive.tar import REGULAR_TYPES, unsafe_reason
-
-if TYPE_CHECKING:
-    from check_itop_backup.database.recovery import FilesJournal
+from check_itop_backup.database.recovery import RecoveryError
 
 CONFIG_MODE = 0o440
 MAINTENANCE_FILE = os.path.join("data", ".maintenance")
+_FILES_JOURNAL = re.compile(r"\.itop-restore-([0-9a-f]{16})\.json")
 REMINDER = (
     "iTop's restore recompiles the environment afterwards, which itop-backup cannot do: if the "
     "iTop code or its extensions differ from the backed-up instance, run the setup again (Upgrade, "
@@ -59,7 +67,7 @@ class FilesError(Exception):
 def maintenance_mode(itop_root: str, journal: FilesJournal) -> Iterator[str]:
     """Create ``data/.maintenance`` (iTop answers 503, its cron and CLI scripts do nothing) for
     the block and remove it afterwards, whatever happens, unless it was there before (as iTop).
-    The *journal* records that it was created, for a recovery after kill -9 (recovery.py)."""
+    The *journal* records that it was created, for a recovery after kill -9 (``recover_files``)."""
     path = os.path.join(itop_root, MAINTENANCE_FILE)
     existed = os.path.lexists(path)
     if not existed:
@@ -85,18 +93,13 @@ class _FileSink:
         self.handle.write(memoryview(data)[start:end])
 
 
-class _Ignored:
-    def write(self, data: bytes, start: int, end: int) -> None:
-        pass
-
-
 @dataclass
 class StagedFiles:
     """The archive's files, staged under the iTop root while the dump loads.
 
     Use as a context manager: the staging directory (*staging*, the run's journal names it)
     is created, and removed when the block ends.
-    ``open_member(name, kind)`` is the sink factory restore.load_dump calls.
+    ``open_member(name, kind)`` is the sink factory load.load_dump (database/load.py) calls.
     """
 
     itop_root: str
@@ -125,14 +128,14 @@ class StagedFiles:
         if reason:
             raise FilesError(reason)
         if name in NOT_FILES or not name:
-            return _Ignored()
+            return Discard()
         path = os.path.join(self.staging, name)
         if kind == b"5":
             os.makedirs(path, 0o700, exist_ok=True)
-            return _Ignored()
+            return Discard()
         if kind not in REGULAR_TYPES:
             self.skipped.append(name)
-            return _Ignored()
+            return Discard()
         os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
         self._handle = open(path, "wb")  # noqa: SIM115 - closed by the next member or __exit__
         self.names.append(name)
@@ -239,3 +242,110 @@ def _remove(path: str) -> None:
         os.unlink(path)
     elif os.path.isdir(path):
         shutil.rmtree(path)
+
+
+class FilesJournal:
+    """The journal of a restore into an iTop root: ``data/.itop-restore-<token>.json``, locked
+    while the run lives. Use as a context manager; ``note(**facts)`` records as the run goes."""
+
+    def __init__(self, itop_root: str, token: str, environment: str) -> None:
+        self.path = os.path.join(itop_root, "data", f".itop-restore-{token}.json")
+        self.staging = self.path[:-len(".json")]
+        self.facts = {"environment": environment, "maintenance": False, "swapped": False}
+        self.keep = False  # left for a later restore to finish (its lock is released)
+        self._fd = -1
+
+    def __enter__(self) -> FilesJournal:
+        # Locked and written under another name first: a recovery never sees it unlocked.
+        temporary = f"{self.path}.new"
+        try:
+            self._fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._write()
+            os.rename(temporary, self.path)
+        except OSError as error:
+            raise RecoveryError(f"cannot write the restore journal {self.path}: {error.strerror}") from None
+        return self
+
+    def note(self, **facts: object) -> None:
+        self.facts.update(facts)
+        self._write()
+
+    def _write(self) -> None:
+        data = json.dumps(self.facts).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+        os.fsync(self._fd)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self.keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        os.close(self._fd)
+
+
+def recover_files(itop_root: str) -> list[str]:
+    """Finish or undo what dead restores left in *itop_root*; return what was done.
+
+    Raise RecoveryError naming what remains when it cannot be removed (another user's files).
+    """
+    data = os.path.join(itop_root, "data")
+    try:
+        names = sorted(name for name in os.listdir(data) if _FILES_JOURNAL.fullmatch(name))
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise RecoveryError(f"cannot look for leftovers of killed restores in {data}: "
+                            f"{error.strerror}") from None
+    done = []
+    for name in names:
+        path = os.path.join(data, name)
+        try:
+            with _dead_journal(path) as facts:
+                if facts is None:
+                    continue
+                staging = path[:-len(".json")]
+                if facts.get("swapped") and os.path.isdir(staging):
+                    environment = str(facts.get("environment") or "production")
+                    files = StagedFiles(itop_root, environment, staging=staging, names=_staged_names(staging))
+                    placed = files.place(rest_only=True)
+                    done.append(f"placed the {len(placed)} file(s) it had staged")
+                if os.path.lexists(staging):
+                    shutil.rmtree(staging)
+                    done.append(f"removed its staging directory {staging}")
+                maintenance = os.path.join(itop_root, MAINTENANCE_FILE)
+                if facts.get("maintenance") and os.path.lexists(maintenance):
+                    os.unlink(maintenance)
+                    done.append(f"left the maintenance mode it had entered ({maintenance})")
+                os.unlink(path)
+        except (OSError, FilesError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise RecoveryError(f"a killed restore left {path} and what it names (maintenance mode, staged "
+                                f"files) and they cannot be cleaned: {reason}") from None
+    return [f"a killed restore had left work behind in {itop_root}: {item}" for item in done]
+
+
+@contextlib.contextmanager
+def _dead_journal(path: str) -> Iterator[dict | None]:
+    """Yield the facts of the journal at *path* when its run is dead (its lock free), else None."""
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        try:
+            facts = json.loads(os.read(fd, 1 << 16) or b"{}")
+        except ValueError:
+            facts = {}
+        yield facts if isinstance(facts, dict) else {}
+    finally:
+        os.close(fd)
+
+
+def _staged_names(staging: str) -> list[str]:
+    names = []
+    for directory, _, files in os.walk(staging):
+        names += [os.path.relpath(os.path.join(directory, name), staging) for name in files]
+    return sorted(names)

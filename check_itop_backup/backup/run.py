@@ -47,15 +47,8 @@ from check_itop_backup.archive.layout import (
     modules_path,
 )
 from check_itop_backup.archive.writer import PAX_GLOBAL_TYPE, TarGzWriter, needs_own_restore, pax_record
-from check_itop_backup.database.dump import (
-    DumpError,
-    DumpProcess,
-    ServerFacts,
-    dump_command,
-    find_dump_program,
-    preflight,
-)
-from check_itop_backup.itop.credentials import defaults_file_pipe
+from check_itop_backup.database.dump import dump_command, find_dump_program, finish_dump, start_dump
+from check_itop_backup.database.server import DatabaseError, ServerFacts, preflight
 from check_itop_backup.itop.instance import DatabaseSettings
 from check_itop_backup.itop.naming import NamePattern
 from check_itop_backup.itop.retention import select_expired
@@ -101,7 +94,7 @@ class Member:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a run will do (``--dry-run`` prints it)."""
+    """What a run does (``--dry-run`` prints it): the dump command has no password in it."""
 
     archive: str
     command: tuple[str, ...]
@@ -111,14 +104,18 @@ class Plan:
 
 @dataclass(frozen=True)
 class BackupResult:
-    """A finished run."""
+    """A finished run (a dry run's: nothing written, sizes 0)."""
 
-    archive: str
+    plan: Plan
     size: int
     dump_size: int
     seconds: float
     deleted: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def archive(self) -> str:
+        return self.plan.archive
 
 
 def naming_time(job: BackupJob) -> datetime:
@@ -131,18 +128,6 @@ def naming_time(job: BackupJob) -> datetime:
         except (ZoneInfoNotFoundError, ValueError):
             _log.warning("unknown timezone %r in the iTop config: naming in local time", job.timezone)
     return datetime.now()  # noqa: DTZ005 - iTop names are naive local times
-
-
-def plan(job: BackupJob) -> Plan:
-    """Return the archive name, the dump command (no password in it) and the member names."""
-    try:
-        facts = preflight(job.database)
-        program = find_dump_program(job.mysql_bindir)
-    except DumpError as error:
-        raise BackupError(str(error)) from None
-    command = dump_command(program, "--defaults-extra-file=<pipe>", job.database, facts)
-    names = tuple(m.name for m in members_of(job)) + (MANIFEST_LABEL, DUMP_MEMBER)
-    return Plan(job.pattern.render(naming_time(job)), command, names, facts)
 
 
 def members_of(job: BackupJob) -> list[Member]:
@@ -187,18 +172,18 @@ def _tree(name: str, source: str) -> list[Member]:
     return found
 
 
-def run_backup(job: BackupJob, progress: Callable[[int], None] | None = None) -> BackupResult:
-    """Make one archive; raise BackupError (previous archives untouched) when it cannot."""
+def run_backup(job: BackupJob, progress: Callable[[int], None] | None = None, *,
+               dry_run: bool = False) -> BackupResult:
+    """Make one archive; raise BackupError (previous archives untouched) when it cannot.
+
+    With *dry_run*, go as far as the pre-flight, the dump command and the member list, then
+    stop: nothing is written (no directory, no lock file, no archive).
+    """
     started = time.time()
     archive = os.path.abspath(job.pattern.render(naming_time(job)))
     directory = os.path.dirname(archive)
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as error:
-        raise BackupError(f"cannot create the target directory {directory}: {error.strerror}") from None
-    with deadline.current.stage(f"waiting for the lock of {directory}"), exclusive_lock(directory, job.wait):
-        remove_stale_temporaries(directory)
-        if job.pattern.has_time_codes and os.path.lexists(archive):  # a literal name is replaced
+    with _target_directory(directory, job.wait, dry_run):
+        if not dry_run and job.pattern.has_time_codes and os.path.lexists(archive):  # literal: replaced
             raise BackupError(f"{archive} already exists (made by a run earlier in the same "
                               f"{job.pattern.precision}): not replaced")
         try:
@@ -206,18 +191,38 @@ def run_backup(job: BackupJob, progress: Callable[[int], None] | None = None) ->
                                         f"{job.database.name}"):
                 facts = preflight(job.database)
             program = find_dump_program(job.mysql_bindir)
-        except DumpError as error:
+        except DatabaseError as error:
             raise BackupError(str(error)) from None
         try:
             members = members_of(job)
         except OSError as error:
             raise BackupError(f"cannot read {error.filename}: {error.strerror}") from None
+        plan = Plan(archive, dump_command(program, "--defaults-extra-file=<pipe>", job.database, facts),
+                    tuple(m.name for m in members) + (MANIFEST_LABEL, DUMP_MEMBER), facts)
+        if dry_run:
+            return BackupResult(plan, 0, 0, time.time() - started)
         _warn_about_space(directory, facts)
         with deadline.current.stage(f"dumping {job.database.name} into {directory}"):
             dump_size, warnings = _write(archive, job, facts, program, members, progress)
         deleted = apply_retention(job, archive)
     size = os.stat(archive).st_size
-    return BackupResult(archive, size, dump_size, time.time() - started, deleted, warnings)
+    return BackupResult(plan, size, dump_size, time.time() - started, deleted, warnings)
+
+
+@contextmanager
+def _target_directory(directory: str, wait: bool, dry_run: bool) -> Iterator[None]:
+    """Create *directory*, hold its lock and remove stale temporaries for the block; nothing
+    of it for a dry run."""
+    if dry_run:
+        yield
+        return
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise BackupError(f"cannot create the target directory {directory}: {error.strerror}") from None
+    with deadline.current.stage(f"waiting for the lock of {directory}"), exclusive_lock(directory, wait):
+        remove_stale_temporaries(directory)
+        yield
 
 
 @contextmanager
@@ -338,12 +343,11 @@ def _fill(output, job: BackupJob, facts: ServerFacts, program: str, members: lis
         manifest = _manifest(job, facts, _utc_now())
         placeholder = _manifest_bytes(manifest, size=10**20 - 1, sha256="0" * 64, finished=_utc_now())
         reservation = writer.reserve_member(PAX_GLOBAL_NAME, len(pax_record("comment", placeholder)))
-        with defaults_file_pipe(job.database.password) as (fd, option):
-            dump = DumpProcess(dump_command(program, option, job.database, facts), pass_fds=(fd,))
+        dump = start_dump(program, job.database, facts)
         _log.info("dumping with: %s", " ".join(dump.command))
         try:
-            summary = writer.add_stream(DUMP_MEMBER, dump.stdout.read, progress)
-            warnings = dump.finish(summary.tail)
+            summary = writer.add_stream(DUMP_MEMBER, dump.pipe.read, progress)
+            warnings = finish_dump(dump, summary.tail)
         except BaseException:
             dump.kill()
             raise
@@ -354,7 +358,7 @@ def _fill(output, job: BackupJob, facts: ServerFacts, program: str, members: lis
         writer.fill(reservation, PAX_GLOBAL_NAME, pax_record("comment", data.ljust(len(placeholder))),
                     PAX_GLOBAL_TYPE)
         writer.close()
-    except DumpError as error:
+    except DatabaseError as error:
         writer.abort()
         raise BackupError(str(error)) from None
     except BaseException:

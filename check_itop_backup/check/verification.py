@@ -144,13 +144,12 @@ class Verifier:
 
 def _test_restore(path: str, itop_config: str):
     """The restore-level report; a server that cannot be used is an OSError (UNKNOWN: cannot tell)."""
-    from check_itop_backup.backup.restore import RestoreError
-    from check_itop_backup.database.server import LiveDbError, config_database
+    from check_itop_backup.database.server import DatabaseError, LiveDbError, config_database
     from check_itop_backup.database.testrestore import verify_by_restore
 
     try:
         return verify_by_restore(path, config_database(itop_config))
-    except (LiveDbError, RestoreError) as error:
+    except (LiveDbError, DatabaseError) as error:
         raise OSError(f"test restore impossible: {error}") from None
 
 

@@ -80,9 +80,9 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
     """``itop-backup verify ARCHIVE --level restore``: *report_outcome(report, verbose)* prints the
     report and returns the exit status (0 only when the archive restored as expected).
     OSError passes through."""
-    from check_itop_backup.backup.restore import RestoreError
+    from check_itop_backup.backup.restore import recover
     from check_itop_backup.cli.progress import ArchiveProgress
-    from check_itop_backup.database.recovery import recover
+    from check_itop_backup.database.server import DatabaseError
     from check_itop_backup.database.testrestore import verify_by_restore
 
     prog = "itop-backup verify"
@@ -98,7 +98,7 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
                 print(f"{prog}: warning: {line}", file=sys.stderr)
             with ArchiveProgress(args.archive, "test-restoring"):
                 report = verify_by_restore(args.archive, settings, args.mysql_bindir or "")
-        except RestoreError as error:
+        except DatabaseError as error:
             failure.append(f"test restore impossible: {error}")
     if failure:
         print(f"{prog}: {failure[0]}", file=sys.stderr)

@@ -97,7 +97,7 @@ def add_database_arguments(group: argparse._ArgumentGroup) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one backup (or describe it with --dry-run); return the exit status."""
     from check_itop_backup import deadline
-    from check_itop_backup.backup.run import BackupError, plan, recorded_run, run_backup
+    from check_itop_backup.backup.run import BackupError, recorded_run, run_backup
 
     _configure_logging(args)
     try:
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{PROG}: {error}", file=sys.stderr)
                 return 2
             if args.dry_run:
-                _print_plan(plan(job))
+                _print_plan(run_backup(job, dry_run=True).plan)
                 return 0
             with recorded_run(_history_path(args), job.pattern.pattern) as results:
                 results.append(run_backup(job, _progress_line(args)))

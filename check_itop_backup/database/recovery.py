@@ -1,45 +1,34 @@
-"""Finish or undo what a killed restore left behind, and tell a live restore from a dead one.
+"""Finish or undo what a killed restore left on the server, and tell a live restore from a dead one.
 
 A restore (or test restore) leaves nothing when it ends, whatever ends it, except kill -9
-and power loss. To recover from those, every object of a run carries the run's token:
+and power loss. To recover from those, every object of a run carries the run's token: the
+scratch database ``cib_restore_<token>`` (``cib_scratch_<token>``), the load account
+``cib_load_<token>``, the target's replaced tables ``_cib_old_<token>_<n>``; while the run
+lives it holds the named lock ``cib_run_<token>`` (``GET_LOCK``, released by the server when
+the connection dies; server.py ``run_lock``). Just before its atomic ``RENAME TABLE`` the
+swap (load.py) writes the views and triggers it must re-create into the ``_cib_journal``
+table of the scratch database. What a killed restore left in the iTop root is recovered by
+backup/files.py.
 
-* on the server, the scratch database ``cib_restore_<token>`` (``cib_scratch_<token>``),
-  the load account ``cib_load_<token>``, the target's replaced tables
-  ``_cib_old_<token>_<n>``; while the run lives it holds the named lock ``cib_run_<token>``
-  (``GET_LOCK``, released by the server when the connection dies). Just before its atomic
-  ``RENAME TABLE`` the swap writes the views and triggers it must re-create into the
-  ``_cib_journal`` table of the scratch database;
-* in the iTop root, the journal ``data/.itop-restore-<token>.json`` (0600) beside the staging
-  directory ``data/.itop-restore-<token>``, locked (``flock``) while the run lives, saying
-  whether the run created ``data/.maintenance`` and whether the database was swapped.
-
-``recover_server`` and ``recover_files`` act only on objects whose lock is free: a dead
-run's. Before its rename the restore changed nothing, so the leftovers are removed; after it
-the swap is finished (views and triggers re-created, replaced tables dropped, the staged
-files placed), then the leftovers removed.
+``recover_server`` acts only on objects whose lock is free: a dead run's. Before its rename
+the restore changed nothing, so the leftovers are removed; after it the swap is finished
+(views and triggers re-created, replaced tables dropped), then the leftovers removed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
-import os
 import re
-import shutil
-from collections.abc import Iterator
 
-from check_itop_backup.database.dump import DumpError, connect, quote_name
+from check_itop_backup.database.server import LOCK_PREFIX, DatabaseError, connect, quote_name
 from check_itop_backup.itop.instance import DatabaseSettings
 
-LOCK_PREFIX = "cib_run_"
 JOURNAL_TABLE = "_cib_journal"
 OLD_TABLE_PREFIX = "_cib_old_"
 _RUN_ID = r"([0-9a-f]{16})"
 _SCRATCH = re.compile(rf"cib_(?:restore|scratch)_{_RUN_ID}")
 _ACCOUNT = re.compile(rf"cib_load_{_RUN_ID}")
 _OLD_TABLE = re.compile(rf"{OLD_TABLE_PREFIX}{_RUN_ID}_\d+")
-_FILES_JOURNAL = re.compile(r"\.itop-restore-([0-9a-f]{16})\.json")
 
 
 class RecoveryError(Exception):
@@ -54,32 +43,6 @@ def token_of(name: str) -> str:
 def old_table_name(token: str, index: int) -> str:
     """The name a replaced table of the target gets until it is dropped."""
     return f"{OLD_TABLE_PREFIX}{token}_{index}"
-
-
-@contextlib.contextmanager
-def run_lock(settings: DatabaseSettings, token: str) -> Iterator[None]:
-    """Hold the server-side lock that marks the objects of run *token* as alive."""
-    connection = connect(settings)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT GET_LOCK(%s, 0)", (LOCK_PREFIX + token,))
-        yield
-    finally:
-        connection.close()
-
-
-def recover(settings: DatabaseSettings | None, itop_root: str = "") -> tuple[list[str], list[str]]:
-    """Finish or undo what killed restores left on *settings*' server (when given) and in
-    *itop_root* (when given); return what was done and what could not be."""
-    steps = ([lambda: recover_server(settings)] if settings is not None else []) \
-        + ([lambda: recover_files(itop_root)] if itop_root else [])
-    done, problems = [], []
-    for step in steps:
-        try:
-            done += step()
-        except RecoveryError as error:
-            problems.append(str(error))
-    return done, problems
 
 
 def recover_server(settings: DatabaseSettings) -> list[str]:
@@ -105,7 +68,7 @@ def recover_server(settings: DatabaseSettings) -> list[str]:
             for user, host in dead["accounts"]:
                 cursor.execute("DROP USER IF EXISTS %s@%s", (user, host))
                 done.append(f"dropped the load account {user}@{host}")
-    except (DumpError, pymysql.MySQLError) as error:
+    except (DatabaseError, pymysql.MySQLError) as error:
         left = "; ".join(done) if done else "nothing could be cleaned"
         raise RecoveryError(f"a killed restore left objects on the server that cannot be cleaned "
                             f"({error.args[-1]}); {left}") from None
@@ -187,112 +150,3 @@ def create_all(cursor, statements: list[str]) -> None:
         if len(failed) == len(pending):
             raise last_error
         pending = failed
-
-
-class FilesJournal:
-    """The journal of a restore into an iTop root: ``data/.itop-restore-<token>.json``, locked
-    while the run lives. Use as a context manager; ``note(**facts)`` records as the run goes."""
-
-    def __init__(self, itop_root: str, token: str, environment: str) -> None:
-        self.path = os.path.join(itop_root, "data", f".itop-restore-{token}.json")
-        self.staging = self.path[:-len(".json")]
-        self.facts = {"environment": environment, "maintenance": False, "swapped": False}
-        self.keep = False  # left for a later restore to finish (its lock is released)
-        self._fd = -1
-
-    def __enter__(self) -> FilesJournal:
-        # Locked and written under another name first: a recovery never sees it unlocked.
-        temporary = f"{self.path}.new"
-        try:
-            self._fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            self._write()
-            os.rename(temporary, self.path)
-        except OSError as error:
-            raise RecoveryError(f"cannot write the restore journal {self.path}: {error.strerror}") from None
-        return self
-
-    def note(self, **facts: object) -> None:
-        self.facts.update(facts)
-        self._write()
-
-    def _write(self) -> None:
-        data = json.dumps(self.facts).encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, data, 0)
-        os.fsync(self._fd)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if not self.keep:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-        os.close(self._fd)
-
-
-def recover_files(itop_root: str) -> list[str]:
-    """Finish or undo what dead restores left in *itop_root*; return what was done.
-
-    Raise RecoveryError naming what remains when it cannot be removed (another user's files).
-    """
-    from check_itop_backup.backup.files import MAINTENANCE_FILE, FilesError, StagedFiles
-
-    data = os.path.join(itop_root, "data")
-    try:
-        names = sorted(name for name in os.listdir(data) if _FILES_JOURNAL.fullmatch(name))
-    except FileNotFoundError:
-        return []
-    except OSError as error:
-        raise RecoveryError(f"cannot look for leftovers of killed restores in {data}: "
-                            f"{error.strerror}") from None
-    done = []
-    for name in names:
-        path = os.path.join(data, name)
-        try:
-            with _dead_journal(path) as facts:
-                if facts is None:
-                    continue
-                staging = path[:-len(".json")]
-                if facts.get("swapped") and os.path.isdir(staging):
-                    environment = str(facts.get("environment") or "production")
-                    files = StagedFiles(itop_root, environment, staging=staging, names=_staged_names(staging))
-                    placed = files.place(rest_only=True)
-                    done.append(f"placed the {len(placed)} file(s) it had staged")
-                if os.path.lexists(staging):
-                    shutil.rmtree(staging)
-                    done.append(f"removed its staging directory {staging}")
-                maintenance = os.path.join(itop_root, MAINTENANCE_FILE)
-                if facts.get("maintenance") and os.path.lexists(maintenance):
-                    os.unlink(maintenance)
-                    done.append(f"left the maintenance mode it had entered ({maintenance})")
-                os.unlink(path)
-        except (OSError, FilesError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            raise RecoveryError(f"a killed restore left {path} and what it names (maintenance mode, staged "
-                                f"files) and they cannot be cleaned: {reason}") from None
-    return [f"a killed restore had left work behind in {itop_root}: {item}" for item in done]
-
-
-@contextlib.contextmanager
-def _dead_journal(path: str) -> Iterator[dict | None]:
-    """Yield the facts of the journal at *path* when its run is dead (its lock free), else None."""
-    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield None
-            return
-        try:
-            facts = json.loads(os.read(fd, 1 << 16) or b"{}")
-        except ValueError:
-            facts = {}
-        yield facts if isinstance(facts, dict) else {}
-    finally:
-        os.close(fd)
-
-
-def _staged_names(staging: str) -> list[str]:
-    names = []
-    for directory, _, files in os.walk(staging):
-        names += [os.path.relpath(os.path.join(directory, name), staging) for name in files]
-    return sorted(names)

@@ -1,7 +1,7 @@
 """The ``restore`` verification level: prove that an archive restores.
 
 ``verify_by_restore(archive, settings)`` verifies the archive at the ``dump`` level, loads its
-dump into a uniquely named scratch database (restore.scratch_database, dropped on every
+dump into a uniquely named scratch database (server.scratch_database, dropped on every
 way out: success, failure, timeout, SIGTERM), then compares what the server holds with
 what the archive promised:
 
@@ -21,18 +21,15 @@ import json
 import re
 import time
 
-from check_itop_backup.archive.inspect import VerificationReport, verify_archive
-from check_itop_backup.archive.layout import CONFIG_MEMBER, MANIFEST_MEMBER
-from check_itop_backup.backup.restore import (
-    RestoreError,
-    find_client_program,
-    load_dump,
-    quote_name,
-    scratch_database,
-    server_version,
+from check_itop_backup.archive.inspect import (
+    Discard,
+    VerificationReport,
+    verify_archive,
 )
-from check_itop_backup.database.dump import connect
+from check_itop_backup.archive.layout import CONFIG_MEMBER, MANIFEST_MEMBER
+from check_itop_backup.database.load import find_client_program, load_dump
 from check_itop_backup.database.recovery import token_of
+from check_itop_backup.database.server import DatabaseError, scratch_database, server_version, table_rows
 from check_itop_backup.itop.instance import DatabaseSettings
 
 LEVEL = "restore"
@@ -101,14 +98,11 @@ class _Keeper:
 
     def open_member(self, name: str, kind: bytes):
         if name not in (MANIFEST_MEMBER, CONFIG_MEMBER):
-            return self
+            return Discard()
         if name == MANIFEST_MEMBER:
             self.counter.active = False  # the manifest has the counts: no need to count
         self.kept[name] = bytearray()
         return _Limited(self.kept[name])
-
-    def write(self, data: bytes, start: int, end: int) -> None:
-        pass
 
 
 class _Limited:
@@ -123,7 +117,7 @@ def verify_by_restore(archive: str, settings: DatabaseSettings, bindir: str = ""
     """Verify *archive* by restoring it into a scratch database on *settings*' server.
 
     Return the report (``critical`` with the reason when the archive does not verify, does
-    not load or does not match); raise RestoreError when the server cannot be used, OSError
+    not load or does not match); raise DatabaseError when the server cannot be used, OSError
     when the archive cannot be read. ``StageTimeoutError`` passes through, scratch dropped.
     """
     started = time.monotonic()
@@ -141,11 +135,11 @@ def verify_by_restore(archive: str, settings: DatabaseSettings, bindir: str = ""
             loaded = load_dump(archive, settings, scratch, token=token_of(scratch), program=program,
                                version=version, also=counter,
                                files=keeper)
-        except RestoreError as error:
+        except DatabaseError as error:
             return dataclasses.replace(report, level=LEVEL, state="critical",
                                        reason=f"does not restore: {error}",
                                        seconds=time.monotonic() - started)
-        restored = _restored(settings, scratch)
+        restored = table_rows(settings, scratch)
     expected, source, subname = _expected(keeper, counter, report.tables)
     findings = _compare(expected, restored, source) + _core_findings(restored, subname)
     seconds = time.monotonic() - started
@@ -163,21 +157,6 @@ def verify_by_restore(archive: str, settings: DatabaseSettings, bindir: str = ""
     return dataclasses.replace(report, level=LEVEL, reached=LEVEL if not findings else "dump", state=state,
                                reason=reason, seconds=seconds,
                                warnings=report.warnings + loaded.warnings + tuple(findings[1:]))
-
-
-def _restored(settings: DatabaseSettings, scratch: str) -> dict[str, tuple[str, int | None]]:
-    """Return {name: (type, rows)} of what the scratch database holds (rows None for views)."""
-    with connect(settings, scratch) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
-                       "ORDER BY TABLE_NAME", (scratch,))
-        found = {}
-        for name, kind in cursor.fetchall():
-            if kind == "VIEW":
-                found[name] = ("view", None)
-                continue
-            cursor.execute(f"SELECT COUNT(*) FROM {quote_name(name)}")
-            found[name] = ("table", int(cursor.fetchone()[0]))
-    return found
 
 
 def _expected(keeper: _Keeper, counter: RowCounter,

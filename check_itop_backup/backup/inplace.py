@@ -4,7 +4,7 @@ iTop's usual account has ALL on the iTop database only: iTop's ``restore.php`` l
 straight into that database, and this path does too (restore.py takes it when the scratch
 database is refused), with what iTop's lacks around the load: the archive is verified first
 and iTop is in maintenance mode (restore.py), the target's previous content is first saved by
-the runner (runner.py: the same dump as ``itop-backup run``) as
+the runner (run.py: the same dump as ``itop-backup run``) as
 ``<db>-before-restore-<time>-<token>.tar.gz``, and when the load fails (a statement, a
 timeout, SIGTERM) the tables the load created are dropped and the saved dump is loaded back.
 The saved archive is kept either way.
@@ -22,18 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from check_itop_backup import deadline
-from check_itop_backup.backup.restore import (
-    LoadResult,
-    RestoreError,
-    SwapResult,
-    _execute,
-    _objects,
-    _signals_held,
+from check_itop_backup.backup.restore import RestoreError
+from check_itop_backup.database.load import LoadResult, SwapResult, load_dump
+from check_itop_backup.database.server import (
+    DatabaseError,
+    create_database,
+    drop_all_but,
     drop_database,
-    load_dump,
-    quote_name,
+    schema_objects,
 )
-from check_itop_backup.database.dump import connect
 from check_itop_backup.itop.instance import DatabaseSettings
 
 SAVED_NAME = "{db}-before-restore-%Y-%m-%d_%H_%M-{token}"
@@ -59,17 +56,16 @@ def load_in_place(archive: str, settings: DatabaseSettings, existing: list[str] 
     """
     saved = save_target(settings, keep_dir, token, config_path) if existing else ""
     if existing is None:
-        _execute(settings, f"CREATE DATABASE IF NOT EXISTS {quote_name(settings.name)} "
-                           "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        create_database(settings)
     try:
         loaded = load_dump(archive, settings, settings.name, token=token, program=program, version=version,
                            files=files)
         if files:
             files.check_placement()
     except BaseException as error:
-        with _signals_held():
+        with deadline.shielded():
             put_back(settings, existing, saved, token=token, program=program, version=version)
-        if isinstance(error, (RestoreError, deadline.StageTimeoutError)):
+        if isinstance(error, (DatabaseError, deadline.StageTimeoutError)):
             source = f" from {saved}" if saved else ""
             raise RestoreError(f"{error}; {settings.name} was put back as it was{source}") from None
         raise
@@ -101,24 +97,17 @@ def put_back(settings: DatabaseSettings, existing: list[str] | None, saved: str,
     if existing is None:
         drop_database(settings, settings.name)
         return
-    with connect(settings) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
-                       (settings.name,))
-        for name, kind in cursor.fetchall():
-            if name not in existing:
-                cursor.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} IF EXISTS "
-                               f"{quote_name(settings.name)}.{quote_name(name)}")
+    drop_all_but(settings, existing)
     if saved:
         try:
             load_dump(saved, settings, settings.name, token=token, program=program, version=version)
-        except RestoreError as error:
+        except DatabaseError as error:
             raise RestoreError(f"putting {settings.name} back from {saved} failed too ({error}): "
                                f"restore {saved} by hand") from None
 
 
 def _changes(settings: DatabaseSettings, existing: list[str], dump_tables: tuple[str, ...]) -> SwapResult:
-    with connect(settings) as connection, connection.cursor() as cursor:
-        objects = _objects(cursor, settings.name)
+    objects = schema_objects(settings, settings.name)
     loaded = set(dump_tables)
     views = set(objects["views"])
     return SwapResult(tables=tuple(name for name in objects["tables"] if name in loaded),
