@@ -14,7 +14,7 @@ import uuid
 import pymysql
 import pytest
 
-from check_itop_backup.backup.files import StagedFiles
+from check_itop_backup.archive.extract import StagedFiles
 from check_itop_backup.backup.restore import RestoreError, SwapResult, _place
 from tests.archive_corpus import itop_tar
 from tests.checkrun import ITOP_ARCHIVE, run_check
@@ -60,7 +60,7 @@ def test_a_symlinked_conf_is_refused_before_the_database_is_replaced(runner_arch
 
 
 def test_a_failure_to_place_files_after_the_swap_says_what_was_replaced_and_keeps_the_rest_staged(tmp_path):
-    from check_itop_backup.backup.files import FilesJournal, recover_files
+    from check_itop_backup.archive.extract import FilesJournal, recover_files
 
     root = tmp_path / "itop"
     (root / "data").mkdir(parents=True)
@@ -222,7 +222,7 @@ def test_the_probe_cleans_a_killed_restore_and_warns_about_what_it_cannot(tmp_pa
 
 
 def test_a_running_restore_is_never_taken_for_a_killed_one(tmp_path):
-    from check_itop_backup.backup.files import FilesJournal, recover_files
+    from check_itop_backup.archive.extract import FilesJournal, recover_files
 
     root = tmp_path / "itop"
     (root / "data").mkdir(parents=True)
@@ -237,7 +237,7 @@ def test_a_running_restore_is_never_taken_for_a_killed_one(tmp_path):
 
 
 def test_kill_9_while_placing_files_is_finished_by_the_next_restore(tmp_path):
-    from check_itop_backup.backup.files import recover_files
+    from check_itop_backup.archive.extract import recover_files
 
     root = tmp_path / "itop"
     (root / "data").mkdir(parents=True)

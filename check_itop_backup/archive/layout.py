@@ -2,7 +2,7 @@
 
 Declared once for the runner that writes them (backup/run.py), the verifier that reads them
 (archive/inspect.py), the test restore (database/testrestore.py) and the restore that puts
-them back (backup/restore.py, backup/files.py). iTop's restore, as its copy in
+them back (backup/restore.py, archive/extract.py). iTop's restore, as its copy in
 tests/data/itop/restore_files.php shows, knows the same names.
 
 Members, in the order the runner writes them (iTop's own order, the dump last):

@@ -27,16 +27,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from check_itop_backup import deadline
-from check_itop_backup.archive.layout import config_path
-from check_itop_backup.backup.files import (
+from check_itop_backup.archive.extract import (
     FilesError,
     FilesJournal,
     StagedFiles,
     maintenance_mode,
-    recover_files,
 )
+from check_itop_backup.archive.layout import config_path
 from check_itop_backup.database.load import LoadResult, SwapResult, find_client_program, load_dump, swap_into
-from check_itop_backup.database.recovery import RecoveryError, recover_server
+from check_itop_backup.database.recovery import recover
 from check_itop_backup.database.server import (
     SCRATCH_PREFIX,
     DatabaseError,
@@ -53,20 +52,6 @@ from check_itop_backup.itop.instance import DatabaseSettings
 
 class RestoreError(Exception):
     """The restore failed; the message is one line for people."""
-
-
-def recover(settings: DatabaseSettings | None, itop_root: str = "") -> tuple[list[str], list[str]]:
-    """Finish or undo what killed restores left on *settings*' server (when given) and in
-    *itop_root* (when given); return what was done and what could not be."""
-    steps = ([lambda: recover_server(settings)] if settings is not None else []) \
-        + ([lambda: recover_files(itop_root)] if itop_root else [])
-    done, problems = [], []
-    for step in steps:
-        try:
-            done += step()
-        except RecoveryError as error:
-            problems.append(str(error))
-    return done, problems
 
 
 @dataclass(frozen=True)
@@ -150,7 +135,7 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
                 _place(files, journal, settings.name, swapped)
             placed = tuple(files.written) if files else ()
             skipped = tuple(files.skipped) if files else ()
-    except (FilesError, RecoveryError) as error:
+    except FilesError as error:
         raise RestoreError(f"{error}: nothing was written, {settings.name} and {itop_root} are unchanged") \
             from None
     warnings = cleaned + not_cleaned + list(report.warnings) + list(loaded.warnings)

@@ -114,7 +114,7 @@ class ItopBackup(nagiosplugin.Resource):
     def _leftovers(self, root: str) -> str | None:
         """Clean what killed restores left (recovery.py): in the iTop root, and on the server when
         test restores run; return what remains, or None."""
-        from check_itop_backup.backup.restore import recover
+        from check_itop_backup.database.recovery import recover
 
         database = None
         if self.verifier is not None and self.verifier.settings.level == "restore":

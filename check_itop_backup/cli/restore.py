@@ -80,8 +80,8 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
     """``itop-backup verify ARCHIVE --level restore``: *report_outcome(report, verbose)* prints the
     report and returns the exit status (0 only when the archive restored as expected).
     OSError passes through."""
-    from check_itop_backup.backup.restore import recover
     from check_itop_backup.cli.progress import ArchiveProgress
+    from check_itop_backup.database.recovery import recover
     from check_itop_backup.database.server import DatabaseError
     from check_itop_backup.database.testrestore import verify_by_restore
 
@@ -143,7 +143,7 @@ class guarded_run:  # noqa: N801 - used as a context manager, like contextlib's
 
 
 def _report(result) -> None:
-    from check_itop_backup.backup.files import REMINDER
+    from check_itop_backup.archive.extract import REMINDER
     from check_itop_backup.units import format_size
 
     swap = result.swap

@@ -8,7 +8,7 @@ lives it holds the named lock ``cib_run_<token>`` (``GET_LOCK``, released by the
 the connection dies; server.py ``run_lock``). Just before its atomic ``RENAME TABLE`` the
 swap (load.py) writes the views and triggers it must re-create into the ``_cib_journal``
 table of the scratch database. What a killed restore left in the iTop root is recovered by
-backup/files.py.
+archive/extract.py.
 
 ``recover_server`` acts only on objects whose lock is free: a dead run's. Before its rename
 the restore changed nothing, so the leftovers are removed; after it the swap is finished
@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import re
 
+from check_itop_backup.archive.extract import FilesError, recover_files
 from check_itop_backup.database.server import LOCK_PREFIX, DatabaseError, connect, quote_name
 from check_itop_backup.itop.instance import DatabaseSettings
 
@@ -150,3 +151,17 @@ def create_all(cursor, statements: list[str]) -> None:
         if len(failed) == len(pending):
             raise last_error
         pending = failed
+
+
+def recover(settings: DatabaseSettings | None, itop_root: str = "") -> tuple[list[str], list[str]]:
+    """Finish or undo what killed restores left on *settings*' server (when given) and in
+    *itop_root* (when given); return what was done and what could not be."""
+    steps = ([lambda: recover_server(settings)] if settings is not None else []) \
+        + ([lambda: recover_files(itop_root)] if itop_root else [])
+    done, problems = [], []
+    for step in steps:
+        try:
+            done += step()
+        except (RecoveryError, FilesError) as error:
+            problems.append(str(error))
+    return done, problems

@@ -45,7 +45,6 @@ from check_itop_backup.archive.layout import (
     modules_path,
 )
 from check_itop_backup.archive.tar import REGULAR_TYPES, unsafe_reason
-from check_itop_backup.database.recovery import RecoveryError
 
 CONFIG_MODE = 0o440
 MAINTENANCE_FILE = os.path.join("data", ".maintenance")
@@ -264,7 +263,7 @@ class FilesJournal:
             self._write()
             os.rename(temporary, self.path)
         except OSError as error:
-            raise RecoveryError(f"cannot write the restore journal {self.path}: {error.strerror}") from None
+            raise FilesError(f"cannot write the restore journal {self.path}: {error.strerror}") from None
         return self
 
     def note(self, **facts: object) -> None:
@@ -287,7 +286,7 @@ class FilesJournal:
 def recover_files(itop_root: str) -> list[str]:
     """Finish or undo what dead restores left in *itop_root*; return what was done.
 
-    Raise RecoveryError naming what remains when it cannot be removed (another user's files).
+    Raise FilesError naming what remains when it cannot be removed (another user's files).
     """
     data = os.path.join(itop_root, "data")
     try:
@@ -295,7 +294,7 @@ def recover_files(itop_root: str) -> list[str]:
     except FileNotFoundError:
         return []
     except OSError as error:
-        raise RecoveryError(f"cannot look for leftovers of killed restores in {data}: "
+        raise FilesError(f"cannot look for leftovers of killed restores in {data}: "
                             f"{error.strerror}") from None
     done = []
     for name in names:
@@ -320,7 +319,7 @@ def recover_files(itop_root: str) -> list[str]:
                 os.unlink(path)
         except (OSError, FilesError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            raise RecoveryError(f"a killed restore left {path} and what it names (maintenance mode, staged "
+            raise FilesError(f"a killed restore left {path} and what it names (maintenance mode, staged "
                                 f"files) and they cannot be cleaned: {reason}") from None
     return [f"a killed restore had left work behind in {itop_root}: {item}" for item in done]
 
