@@ -14,6 +14,7 @@ from nagiosplugin.state import Critical, Ok, Warn
 from check_itop_backup.check.contexts import (
     AgeContext,
     ExposureContext,
+    ItopBackupSummary,
     LeftoversContext,
     MissingContext,
     OverdueContext,
@@ -58,9 +59,14 @@ RESOURCE = SimpleNamespace(selection=selection(), trend=SizeTrend(800, 1000.0, -
                            previous="/b/itop-2026-11-25.tar.gz", retention=(3, 4), verification=VERIFIED)
 
 
+def judge_result(context: nagiosplugin.Context, value: float,
+                 resource: object = RESOURCE) -> nagiosplugin.Result:
+    return context.evaluate(nagiosplugin.Metric(context.name, value), resource)
+
+
 def judge(context: nagiosplugin.Context, value: float, resource: object = RESOURCE) -> tuple:
     """The state and hint *context* gives *value*."""
-    result = context.evaluate(nagiosplugin.Metric(context.name, value), resource)
+    result = judge_result(context, value, resource)
     return result.state, result.hint
 
 
@@ -191,3 +197,20 @@ def test_report_metrics_are_always_ok_even_negative_and_write_plain_perfdata():
                                      VerificationWarningsContext()])
 def test_judgements_without_a_graph_write_no_perfdata(context):
     assert perfdata(context, 1) is None
+
+
+@pytest.mark.parametrize("overdue, line", [
+    (None, "itop-2026-11-27.tar.gz is still being written (12s ago)"),
+    (36000, "itop-2026-11-27.tar.gz is still being written (12s ago), 10h 0m after the backup due Fri "
+            "2026-11-27 23:30 (grace 2h 0m)"),
+])
+def test_the_summary_says_what_is_being_written_before_the_archive_missing_once(overdue, line):
+    resource = SimpleNamespace(settings=settings(), selection=selection(in_progress=WRITING,
+                                                                        overdue_slot=DUE))
+    results = nagiosplugin.Results(judge_result(MissingContext(resource.settings), 1, resource))
+    if overdue is not None:
+        results.add(judge_result(OverdueContext(resource.settings), overdue, resource))
+
+    assert ItopBackupSummary(resource).problem(results) == (
+        f"{line}; itop-2026-11-27.tar.gz is missing (backup due Fri 2026-11-27 23:30); newest is "
+        "itop-2026-11-26.tar.gz, 1d 10h old")
