@@ -1,15 +1,18 @@
 """Data acquisition: the ``ItopBackup`` nagiosplugin Resource.
 
 It asks the schedule which backup is due, the finder which archive to judge and the
-history how big the earlier archives were, and yields the metrics the contexts in
-``verdict.py`` judge: ``archive`` (the selection), ``age`` (s), ``size`` (B), ``exposure``
-(its mode when world-readable), ``trend`` (size against the baseline), ``history`` (archives
-known), and when configured ``size_reduction`` (iTop's rule), ``retention``,
-``verification`` (verification.py, which caches its results in the history) and
-``leftovers`` (what killed restores left in the iTop root and could not be cleaned,
-recovery.py). Otherwise it only reads the history; the
-verdict is written back in one transaction once known (``record_verdict``).
-It raises ``CheckError`` only when it cannot tell.
+history how big the earlier archives were, and yields numbers for the contexts in
+``contexts.py``: ``missing`` (1 when the due backup has no archive), ``overdue`` (s since the
+due start, while that backup is still being written past its grace), ``leftovers`` (what
+killed restores left in the iTop root and could not be cleaned, recovery.py), ``age`` (s),
+``size`` (B), ``world_readable`` (1/0), ``size_change`` (% against the baseline),
+``baseline`` (B), ``size_z``, ``history`` (archives known), and when configured
+``size_reduction`` (% smaller than the previous archive, iTop's rule), ``retention_missing``
+(retained archives not found), ``verified`` (1/0) and ``verification_warnings``
+(verification.py, which caches its results in the history). What the texts need besides the
+numbers (the selection, the trend, the file mode...) stays on the resource as attributes.
+Otherwise it only reads the history; the verdict is written back in one transaction once
+known (``record_verdict``). It raises ``CheckError`` only when it cannot tell.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from check_itop_backup.check.finder import (
     world_readable,
 )
 from check_itop_backup.check.settings import CheckSettings
-from check_itop_backup.check.trend import change_from, size_trend
-from check_itop_backup.check.verification import Verifier
+from check_itop_backup.check.trend import SizeTrend, change_from, size_trend
+from check_itop_backup.check.verification import Verification, Verifier
 from check_itop_backup.history import History, HistoryError
 from check_itop_backup.itop.naming import TOKEN
 
@@ -56,6 +59,13 @@ class ItopBackup(nagiosplugin.Resource):
         self.history = history
         self.verifier = verifier
         self.selection: Selection | None = None
+        self.leftovers: list[str] = []  # what killed restores left and could not be cleaned
+        self.mode: int | None = None  # the judged archive's mode when world-readable
+        self.trend: SizeTrend | None = None
+        self.learning: Learning | None = None  # instead of a trend: too few earlier archives
+        self.previous: str | None = None  # the archive size_reduction compares with
+        self.retention: tuple[int, int] | None = None  # archives found, archives expected
+        self.verification: Verification | None = None
 
     @property
     def name(self) -> str:
@@ -79,18 +89,20 @@ class ItopBackup(nagiosplugin.Resource):
         current_slot = settings.schedule.last_due_slot(settings.local_now, timedelta(0))
         self.selection = select(settings.pattern, archives, slot, previous_slot, current_slot,
                                 settings.to_epoch, settings.now.timestamp(), settings.settle, runner)
-        yield nagiosplugin.Metric("archive", self.selection, context="archive")
+        yield from self._archive_metrics(self.selection)
         root = settings.itop_config.root if settings.itop_config else None
         if root:
             with deadline.current.stage(f"looking for what killed restores left in {root}"):
-                yield nagiosplugin.Metric("leftovers", self._leftovers(root), context="leftovers")
+                self.leftovers = self._leftovers(root)
+            yield nagiosplugin.Metric("leftovers", len(self.leftovers), min=0)
         judged = self.selection.judged
         if judged is None:
             return
         age = max(0, int(settings.now.timestamp() - judged.mtime))
-        yield nagiosplugin.Metric("age", age, uom="s", min=0, context="age")
-        yield nagiosplugin.Metric("size", judged.size, uom="B", min=0, context="size")
-        yield nagiosplugin.Metric("exposure", world_readable(judged.path), context="exposure")
+        yield nagiosplugin.Metric("age", age, uom="s", min=0)
+        yield nagiosplugin.Metric("size", judged.size, uom="B", min=0)
+        self.mode = world_readable(judged.path)
+        yield nagiosplugin.Metric("world_readable", int(self.mode is not None), min=0, max=1)
         with deadline.current.stage(f"reading the history {self.history.path}"):
             try:
                 yield from self._history_metrics(judged, archives)
@@ -102,7 +114,20 @@ class ItopBackup(nagiosplugin.Resource):
                                                     settings.now.timestamp())
             except (HistoryError, OSError) as error:
                 raise nagiosplugin.CheckError(f"cannot verify {judged.path}: {error}") from None
-            yield nagiosplugin.Metric("verification", verification, context="verification")
+            self.verification = verification
+            yield nagiosplugin.Metric("verified", int(verification.state != "critical"), min=0, max=1)
+            yield nagiosplugin.Metric("verification_warnings", len(verification.warnings), min=0)
+
+    def _archive_metrics(self, selection: Selection) -> Iterator[nagiosplugin.Metric]:
+        """``missing``: 1 when the due backup has no archive (what is being written is never
+        missing); ``overdue``: while the due backup is still being written past its grace."""
+        there = selection.judged is not None and selection.on_time
+        writing_first = selection.in_progress is not None and selection.judged is None
+        yield nagiosplugin.Metric("missing", int(not (there or writing_first)), min=0, max=1)
+        if selection.overdue_slot is not None:
+            settings = self.settings
+            overdue = settings.now.timestamp() - settings.to_epoch(selection.overdue_slot)
+            yield nagiosplugin.Metric("overdue", overdue, uom="s", min=0)
 
     def _runner(self) -> Runner | None:
         """What the runner does in the archives' directory (None: it does not write there)."""
@@ -111,9 +136,9 @@ class ItopBackup(nagiosplugin.Resource):
             return None
         return find_runner(directory, self.settings.now.timestamp(), self.settings.settle)
 
-    def _leftovers(self, root: str) -> str | None:
+    def _leftovers(self, root: str) -> list[str]:
         """Clean what killed restores left (recovery.py): in the iTop root, and on the server when
-        test restores run; return what remains, or None."""
+        test restores run; return what remains."""
         from check_itop_backup.database.recovery import recover
 
         database = None
@@ -127,7 +152,7 @@ class ItopBackup(nagiosplugin.Resource):
         done, problems = recover(database, root)
         for line in done:
             log.warning("%s", line)
-        return "; ".join(problems) or None
+        return problems
 
     def _history_metrics(self, judged: ArchiveFile, archives: list[ArchiveFile]
                          ) -> Iterator[nagiosplugin.Metric]:
@@ -135,22 +160,23 @@ class ItopBackup(nagiosplugin.Resource):
         earlier = self._earlier_archives(judged, archives)
         good = [a.size for a in earlier if a.verdict != "critical"][:settings.baseline_count]
         if len(good) >= settings.min_history:
-            trend = size_trend(judged.size, good)
-            yield nagiosplugin.Metric("trend", trend, context="trend")
+            trend = self.trend = size_trend(judged.size, good)
+            yield nagiosplugin.Metric("size_change", round(trend.change, 1), uom="%")
             yield nagiosplugin.Metric("baseline", int(trend.baseline), uom="B", min=0, context="report")
             yield nagiosplugin.Metric("size_z", round(trend.z, 2), context="report")
         else:
-            yield nagiosplugin.Metric("trend", Learning(len(good), settings.min_history), context="trend")
+            self.learning = Learning(len(good), settings.min_history)
         known = self._count_known(archives)
         yield nagiosplugin.Metric("history", known, min=0, context="report")
         if settings.size_reduction_max is not None and earlier:
             change = change_from(judged.size, earlier[0].size)
             if change is not None:
-                yield nagiosplugin.Metric("size_reduction", (change, earlier[0].path),
-                                          context="size_reduction")
+                self.previous = earlier[0].path
+                yield nagiosplugin.Metric("size_reduction", -change, uom="%")
         if settings.retention_count:
             expected = min(settings.retention_count, known)
-            yield nagiosplugin.Metric("retention", (len(archives), expected), context="retention")
+            self.retention = (len(archives), expected)
+            yield nagiosplugin.Metric("retention_missing", max(0, expected - len(archives)), min=0)
 
     def _earlier_archives(self, judged: ArchiveFile, archives: list[ArchiveFile]) -> list:
         """Archives before *judged*, newest first: the history's, plus those on disk it lacks."""
@@ -178,7 +204,16 @@ class _Unjudged:
         self.path, self.size, self.mtime = archive.path, archive.size, archive.mtime
 
 
-ARCHIVE_QUALITY = {"size", "trend", "size_reduction", "verification"}  # results about the archive itself
+# The history names the causes of a verdict as it always has: a metric's cause, when it differs.
+CAUSES = {"missing": "archive", "overdue": "archive", "world_readable": "exposure",
+          "size_change": "trend", "retention_missing": "retention", "verified": "verification",
+          "verification_warnings": "verification"}
+ARCHIVE_QUALITY = {"size", "trend", "size_reduction", "verification"}  # causes about the archive itself
+
+
+def cause(metric: nagiosplugin.Metric) -> str:
+    """What the history records as the cause of a result about *metric*."""
+    return CAUSES.get(metric.name, metric.name)
 
 
 def record_verdict(check: nagiosplugin.Check) -> list[str]:
@@ -194,9 +229,9 @@ def record_verdict(check: nagiosplugin.Check) -> list[str]:
     selection = resource.selection
     if selection is None:  # the probe did not finish: nothing was judged
         return []
-    states = [r.state for r in check.results if r.metric is not None and r.metric.name in ARCHIVE_QUALITY]
+    states = [r.state for r in check.results if r.metric is not None and cause(r.metric) in ARCHIVE_QUALITY]
     verdict = str(max(states)) if states else None
-    causes = ",".join(sorted({r.metric.name for r in check.results
+    causes = ",".join(sorted({cause(r.metric) for r in check.results
                               if r.metric is not None and r.state != nagiosplugin.Ok}))
     now = resource.settings.now.timestamp()
     history = resource.history

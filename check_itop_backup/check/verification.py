@@ -84,6 +84,11 @@ class Verification(namedtuple("Verification", "level reached state reason verifi
 
     __slots__ = ()
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What is wrong without failing the archive: its own warning, then the findings."""
+        return ((self.reason,) if self.state == "warning" else ()) + self.findings
+
     def __str__(self) -> str:
         """One line (what ``--format json`` shows): level reached, state, reason, findings."""
         return "; ".join((f"{self.reached} level reached, {self.state}: {self.reason}",) + self.findings)

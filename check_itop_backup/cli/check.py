@@ -8,6 +8,7 @@ timeout and internal errors all exit 3 (UNKNOWN) with one line saying why.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import sys
 import traceback
@@ -18,16 +19,18 @@ import nagiosplugin
 from check_itop_backup import __version__, deadline
 from check_itop_backup.check.contexts import (
     AgeContext,
-    ArchiveContext,
     ExposureContext,
     ItopBackupSummary,
     LeftoversContext,
+    MissingContext,
+    OverdueContext,
     ReductionContext,
     ReportContext,
     RetentionContext,
+    SizeChangeContext,
     SizeContext,
-    TrendContext,
-    VerificationContext,
+    VerificationWarningsContext,
+    VerifiedContext,
     describe_slot,
 )
 from check_itop_backup.check.resource import ItopBackup, record_verdict
@@ -41,6 +44,7 @@ from check_itop_backup.check.settings import (
     check_settings,
 )
 from check_itop_backup.check.verification import Verifier, add_verify_arguments, verify_settings
+from check_itop_backup.cli.answer import json_text, nagios_text, status_line
 from check_itop_backup.cli.closedpipe import quiet_when_stdout_closes, stdout_gone
 from check_itop_backup.deadline import Deadline, StageTimeoutError
 from check_itop_backup.history import History, HistoryError
@@ -237,19 +241,22 @@ def build_check(settings: CheckSettings, history: History,
         from check_itop_backup.tickets.episode import check_action  # only when tickets are configured
 
         actions.append(check_action(tickets))
+    resource = ItopBackup(settings, history, verifier)
     return ItopBackupCheck(
-        ItopBackup(settings, history, verifier),
-        ArchiveContext(settings),
+        resource,
+        MissingContext(settings),
+        OverdueContext(settings),
         AgeContext(settings.warning_age, settings.critical_age),
         SizeContext(settings.size_min),
-        TrendContext(settings.warning_change, settings.critical_change),
+        SizeChangeContext(settings.warning_change, settings.critical_change),
         ReductionContext(settings.size_reduction_max),
         RetentionContext(),
         ExposureContext(),
         LeftoversContext(),
-        VerificationContext(settings),
+        VerifiedContext(),
+        VerificationWarningsContext(),
         ReportContext(),
-        ItopBackupSummary(settings),
+        ItopBackupSummary(resource),
         actions=actions,
     )
 
@@ -270,34 +277,38 @@ def print_expected(settings: CheckSettings) -> None:
         print(f"expected name: {pattern.pattern} (written after {describe_slot(slot)})")
 
 
-def _capture_logs(verbose: int) -> nagiosplugin.Runtime:
-    """Route the package's log records into nagiosplugin's long output (never stderr)."""
-    runtime = nagiosplugin.Runtime()
-    runtime.verbose = verbose
-    log.handlers = [runtime.logchan]
-    log.setLevel(logging.DEBUG)
+def _capture_logs(verbose: int) -> io.StringIO:
+    """Collect the package's and nagiosplugin's log records for the long output (never stderr):
+    warnings, with ``-vv`` information, with ``-vvv`` debugging."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(logging.DEBUG if verbose >= 3 else logging.INFO if verbose == 2 else logging.WARNING)
+    for logger in (log, logging.getLogger("nagiosplugin")):
+        logger.handlers = [handler]
+        logger.setLevel(logging.DEBUG)
     log.propagate = False
-    return runtime
+    return stream
 
 
-def _json_report(check: ItopBackupCheck) -> dict:
-    results = check.results
-    performances = (r.metric.performance() for r in results if r.metric is not None)
-    metrics = {p.label: p.value for p in performances if p is not None}  # the perfdata, as numbers
-    selection = results["archive"].metric.value if "archive" in results else None
-    return {
-        "state": str(check.state).upper(),
-        "exit_code": check.exitcode,
-        "message": check.summary_str,
-        "archive": selection.judged.path if selection and selection.judged else None,
-        "expected": selection.expected if selection else None,
-        "metrics": metrics,
-        "verification": str(results["verification"].metric.value) if "verification" in results else None,
-        "actions": check.action_lines,
-    }
+def _answer(check: ItopBackupCheck, args: argparse.Namespace, logs: io.StringIO) -> str:
+    """The finished check's answer in the format asked; the JSON metrics are the numbers of the
+    metrics that write perfdata."""
+    if args.format == "nagios":
+        return nagios_text(status_line(PLUGIN, str(check.state), check.summary_str.strip()), check.perfdata,
+                           check.verbose_str or [], check.action_lines, logs.getvalue(), args.verbose)
+    resource, results = check.resources[0], check.results
+    selection, verification = resource.selection, resource.verification
+    measured = (results[index].metric for index in range(len(results)))
+    metrics = {metric.name: metric.value for metric in measured
+               if metric is not None and metric.performance() is not None}
+    return json_text(str(check.state), check.exitcode, check.summary_str,
+                     archive=selection.judged.path if selection and selection.judged else None,
+                     expected=selection.expected if selection else None, metrics=metrics,
+                     verification=str(verification) if verification else None, actions=check.action_lines)
 
 
-def _run(args: argparse.Namespace, runtime: nagiosplugin.Runtime) -> int:
+def _run(args: argparse.Namespace, logs: io.StringIO) -> int:
     with deadline.current.stage("reading the configuration"):
         settings = check_settings(args)
         verifier = _verifier(args, settings)
@@ -313,16 +324,8 @@ def _run(args: argparse.Namespace, runtime: nagiosplugin.Runtime) -> int:
         check()
     finally:
         history.close()
-    if args.format == "json":
-        import json
-
-        print(json.dumps(_json_report(check), default=str))
-        return 0
-    runtime.check = check
-    runtime.output.add(check)
-    runtime.output.add_longoutput(check.action_lines)
-    print(runtime.output, end="")
-    return check.exitcode
+    print(_answer(check, args, logs), end="")
+    return 0 if args.format == "json" else check.exitcode
 
 
 def _verifier(args: argparse.Namespace, settings: CheckSettings) -> Verifier | None:
@@ -343,12 +346,8 @@ def _unknown(args: argparse.Namespace, message: str) -> int:
 def _unknown_answer(args: argparse.Namespace, message: str) -> tuple[str, int]:
     """The UNKNOWN output (one line) and exit status for *message*, in the format asked."""
     if args.format == "json":
-        import json
-
-        return json.dumps({"state": "UNKNOWN", "exit_code": UNKNOWN, "message": message,
-                           "archive": None, "expected": None, "metrics": {}, "verification": None,
-                           "actions": []}) + "\n", 0
-    return f"{PLUGIN} UNKNOWN - {message}\n", UNKNOWN
+        return json_text("unknown", UNKNOWN, message), 0
+    return status_line(PLUGIN, "unknown", message) + "\n", UNKNOWN
 
 
 def _discover(args: argparse.Namespace) -> int:
@@ -374,10 +373,10 @@ def check_main(argv: list[str] | None = None) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    runtime = _capture_logs(args.verbose)
+    logs = _capture_logs(args.verbose)
     deadline.current = Deadline(args.timeout).start(lambda message: _unknown_answer(args, message))
     try:
-        return _run(args, runtime)
+        return _run(args, logs)
     except StageTimeoutError as error:
         return _unknown(args, str(error))
     except (ConfigError, HistoryError) as error:
