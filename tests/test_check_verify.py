@@ -161,7 +161,9 @@ def test_compare_live_db_warns_about_a_live_table_missing_from_the_dump(tmp_path
     place_archive(tmp_path / NAME, WRITTEN)
     config = itop_config(tmp_path / "config-itop.php", settings, database)
 
-    run = check(tmp_path, "--verify", "dump", "--compare-live-db", "--itop-config", config)
+    # no --db-name: it would name the live database too (options win over the config)
+    run = run_check("-f", tmp_path / "itop-%Y-%m-%d_%H_%M", "--timezone", "Europe/Paris", "--now",
+                    NOW.isoformat(), "--verify", "dump", "--compare-live-db", "--itop-config", config)
 
     assert run.exit_code == 1
     assert run.status_line == (f"ITOP_BACKUP WARNING - {NAME}: 1 table of the live database missing "
