@@ -114,7 +114,7 @@ def check_settings(args: Any, instance: ItopInstance) -> CheckSettings:
         critical_change=_percent_range(args.critical_change, "--critical-change"),
         size_reduction_max=_parse(parse_percent, reduction_text, "--size-reduction-max")
         if reduction_text else None,
-        retention_count=instance.retention_count or None,
+        retention_count=instance.retention_count if (instance.retention_count or 0) > 0 else None,
     )
 
 
