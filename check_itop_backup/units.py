@@ -2,15 +2,14 @@
 
 Pure functions, no I/O. Thresholds reach nagiosplugin as plain numbers in base
 units (seconds, bytes), because its range parser only accepts ints and floats. Parsers
-raise ``UnitError``, also an ``argparse.ArgumentTypeError`` so that argparse prints its
-message as the reason of a bad argument.
+raise ``UnitError`` (a ValueError); cli/options.py wraps them for argparse, which then prints
+the message as the reason of a bad argument.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from argparse import ArgumentTypeError
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", re.IGNORECASE)
@@ -26,7 +25,7 @@ MAX_DURATION = 100 * 366 * 86400.0  # a century: longer is a typo, and datetime 
 MAX_SIZE = 2**63 - 1  # the largest file size a filesystem (and SQLite's INTEGER) can hold
 
 
-class UnitError(ValueError, ArgumentTypeError):
+class UnitError(ValueError):
     """A duration, size or count people wrote that cannot be used; the message says why."""
 
 

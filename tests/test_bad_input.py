@@ -105,13 +105,13 @@ PROBE_CASES = {  # id: (arguments, exit status, what the one line says)
         GOOD_SETTINGS + " $MyModuleSettings = array('itop-backup' => 'daily');")], 3,
         "conf/production/config-itop.php: setting 'itop-backup' is 'daily', not an array"),
     "MySettings a string": (lambda ws: ["--itop-config", ws.config("$MySettings = 'abc';")], 3,
-                            "config-itop.php: no $MySettings array"),
+                            "config-itop.php: setting 'MySettings' is 'abc', not an array"),
     "week_days an array": (lambda ws: ["--itop-config", ws.config(
         GOOD_SETTINGS + " $MyModuleSettings = array('itop-backup' => array('week_days' => array()));")],
         3, "setting 'week_days' is an array, not a string"),
     "retention_count abc": (lambda ws: ["--itop-config", ws.config(
         GOOD_SETTINGS + " $MyModuleSettings = array('itop-backup' => array('retention_count' => 'abc'));")],
-        3, "retention_count: not a number: 'abc'"),
+        3, "setting 'retention_count' is not a whole number: 'abc'"),
     "config /dev/zero": (lambda ws: ["-f", ws.root / "x", "--itop-config", "/dev/zero"], 3,
                          "cannot read iTop config /dev/zero: larger than 1048576 bytes"),
     "huge param file": (lambda ws: ["--param-file", ws.file("big.params", b"# x\n" * (300 << 10))], 3,
@@ -130,10 +130,10 @@ PROBE_CASES = {  # id: (arguments, exit status, what the one line says)
                       "it is encrypted"),
     "zip method 99": (lambda ws: ["-f", ws.archive(zip_with(method=99)), "--verify", "dump"], 2,
                       "zip member config-itop.php cannot be read: it is compressed with method 99"),
-    "db_host port abc for a test restore": (lambda ws: [
-        "-f", ws.archive(b"x"), "--verify", "restore", "--itop-config",
+    "db_host port abc": (lambda ws: [
+        "-f", ws.archive(b"x"), "--itop-config",
         ws.config("$MySettings = array('db_host' => '127.0.0.1:abc', 'db_name' => 'itop');")], 3,
-        "test restore impossible: cannot use iTop config "),
+        "config-itop.php: db_host '127.0.0.1:abc': expected a port number from 1 to 65535, found 'abc'"),
 }
 
 

@@ -161,7 +161,9 @@ def test_compare_live_db_warns_about_a_live_table_missing_from_the_dump(tmp_path
     place_archive(tmp_path / NAME, WRITTEN)
     config = itop_config(tmp_path / "config-itop.php", settings, database)
 
-    run = check(tmp_path, "--verify", "dump", "--compare-live-db", "--itop-config", config)
+    # no --db-name: it would name the live database too (options win over the config)
+    run = run_check("-f", tmp_path / "itop-%Y-%m-%d_%H_%M", "--timezone", "Europe/Paris", "--now",
+                    NOW.isoformat(), "--verify", "dump", "--compare-live-db", "--itop-config", config)
 
     assert run.exit_code == 1
     assert run.status_line == (f"ITOP_BACKUP WARNING - {NAME}: 1 table of the live database missing "
@@ -206,3 +208,28 @@ def test_json_output_carries_the_verification_as_one_line(tmp_path):
     assert report["verification"] == (
         "archive level reached, critical: itop-dump.sql ends without the mysqldump completion "
         "trailer: dump truncated at 1.0 MiB")
+
+
+def test_compare_live_db_lists_the_database_of_the_options_without_a_config(tmp_path, mariadb_database):
+    import pymysql
+
+    settings, database = mariadb_database
+    with pymysql.connect(**settings, database=database) as connection, connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE brand (id INT PRIMARY KEY)")
+        cursor.execute("CREATE TABLE zz_new_module (id INT PRIMARY KEY)")
+    place_archive(tmp_path / NAME, WRITTEN)
+
+    run = run_check("-f", tmp_path / "itop-%Y-%m-%d_%H_%M", "--timezone", "Europe/Paris", "--now",
+                    NOW.isoformat(), "--verify", "dump", "--compare-live-db", "--db-name", database,
+                    "--db-host", f"{settings['host']}:{settings['port']}", "--db-user", settings["user"])
+
+    assert run.exit_code == 1, run.stdout
+    assert run.status_line == (f"ITOP_BACKUP WARNING - {NAME}: 1 table of the live database missing "
+                               "from the dump: zz_new_module")
+
+
+def test_compare_live_db_without_a_database_name_is_a_usage_error(tmp_path):
+    run = run_check("-f", tmp_path / "itop", "--verify", "dump", "--compare-live-db")
+
+    assert (run.exit_code, run.stdout) == (
+        3, "ITOP_BACKUP UNKNOWN - --compare-live-db needs --itop-config or --db-name (the live database)\n")

@@ -8,10 +8,11 @@ import json
 import pytest
 
 from check_itop_backup import deadline
+from check_itop_backup.cli.options import add_ticket_arguments
 from check_itop_backup.history import History
 from check_itop_backup.tickets import rest as itop_rest
 from check_itop_backup.tickets.episode import Verdict, follow_up
-from check_itop_backup.tickets.settings import PASSWORD_ENV, add_ticket_arguments, ticket_settings
+from check_itop_backup.tickets.settings import PASSWORD_ENV, ticket_settings
 from tests.fake_itop import TICKET_PARAMS
 
 SERIES = "/var/backups/itop-%Y-%m-%d.tar.gz"

@@ -362,9 +362,10 @@ def test_tls_turned_off_as_php_reads_it_is_off_for_the_runner_and_the_live_compa
                      "--history", str(tmp_path / "h"))
 
     assert status == 0
-    from check_itop_backup.database.server import config_database
+    from check_itop_backup.itop.instance import InstanceRequest, resolve_instance
 
-    assert config_database(str(config)).tls is False
+    request = InstanceRequest(itop_config=str(config), need_pattern=False)  # what the live comparison uses
+    assert resolve_instance(request).database.tls is False
 
 
 def test_a_tls_ca_file_that_is_not_there_is_one_line(tmp_path, mariadb_database, capsys):

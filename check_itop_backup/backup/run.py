@@ -119,14 +119,12 @@ class BackupResult:
 
 
 def naming_time(job: BackupJob) -> datetime:
-    """Return the naive local time to name the archive with (in the config's timezone if set)."""
+    """Return the naive local time to name the archive with (in the config's timezone if set: an
+    IANA name, checked when the instance was resolved)."""
     if job.timezone:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from zoneinfo import ZoneInfo
 
-        try:
-            return datetime.now(ZoneInfo(job.timezone)).replace(tzinfo=None)
-        except (ZoneInfoNotFoundError, ValueError):
-            _log.warning("unknown timezone %r in the iTop config: naming in local time", job.timezone)
+        return datetime.now(ZoneInfo(job.timezone)).replace(tzinfo=None)
     return datetime.now()  # noqa: DTZ005 - iTop names are naive local times
 
 

@@ -90,7 +90,7 @@ class ItopBackup(nagiosplugin.Resource):
         self.selection = select(settings.pattern, archives, slot, previous_slot, current_slot,
                                 settings.to_epoch, settings.now.timestamp(), settings.settle, runner)
         yield from self._archive_metrics(self.selection)
-        root = settings.itop_config.root if settings.itop_config else None
+        root = settings.instance.root
         if root:
             with deadline.current.stage(f"looking for what killed restores left in {root}"):
                 self.leftovers = self._leftovers(root)
@@ -143,12 +143,7 @@ class ItopBackup(nagiosplugin.Resource):
 
         database = None
         if self.verifier is not None and self.verifier.settings.level == "restore":
-            from check_itop_backup.database.server import LiveDbError, config_database
-
-            try:
-                database = config_database(self.settings.itop_config.path)
-            except LiveDbError as error:
-                log.info("not looking for a killed restore's objects on the server: %s", error)
+            database = self.verifier.settings.database
         done, problems = recover(database, root)
         for line in done:
             log.warning("%s", line)

@@ -6,19 +6,20 @@ cached in the history's ``verifications`` table, and reused until ``--verify-eve
 passed (never, by default). Only a finished verification is stored: a timeout raises
 ``StageTimeoutError`` before anything is written. It then compares the archive's table set
 with the previous verified archive of the series (a vanished table is a warning) and,
-with ``--compare-live-db``, with the live database named in config-itop.php.
+with ``--compare-live-db``, with the live database of the iTop instance (itop/instance.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 from collections import namedtuple
+from typing import Any
 
 from check_itop_backup import deadline
 from check_itop_backup.history import History, VerificationRecord
+from check_itop_backup.itop.instance import DatabaseSettings, ItopInstance
 from check_itop_backup.units import format_duration, parse_duration
 
 log = logging.getLogger(__name__)
@@ -27,49 +28,27 @@ LEVELS = ("stat", "archive", "dump", "restore")
 DEFAULT_RESTORE_EVERY = 7 * 86400.0
 
 
-class VerifySettings(namedtuple("VerifySettings", "level every compare_live_db itop_config restore_every",
+class VerifySettings(namedtuple("VerifySettings", "level every compare_live_db database restore_every",
                                  defaults=(DEFAULT_RESTORE_EVERY,))):
     """``level`` (one of LEVELS), ``every`` (seconds between re-verifications of one archive,
-    None for once), ``compare_live_db`` (bool), ``itop_config`` (the config-itop.php path
-    naming the live database, or None) and ``restore_every`` (seconds between test restores
+    None for once), ``compare_live_db`` (bool), ``database`` (the instance's DatabaseSettings:
+    the live database, and the server of test restores) and ``restore_every`` (seconds between test restores
     of a series with ``--verify restore``; archives in between are verified at ``dump`` level)."""
 
     __slots__ = ()
 
 
-def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the "deep verification" option group to the probe's parser."""
-    group = parser.add_argument_group("deep verification")
-    group.add_argument("--verify", metavar="LEVEL", choices=LEVELS, default="stat",
-                       help="stat: only the file's name, age and size (default); archive: also read "
-                            "the whole gzip stream and tar headers, required and safe members; dump: "
-                            "also the dump's completion trailer, its tables and config-itop.php; "
-                            "restore: also a test restore into a scratch database on the server of "
-                            "--itop-config, with table and row counts compared and the scratch dropped. "
-                            "CRITICAL with the reason when the archive fails")
-    group.add_argument("--restore-every", metavar="DURATION", default="7d",
-                       help="with --verify restore: test-restore at most one archive of the series "
-                            "per DURATION, the others at dump level (default: %(default)s)")
-    group.add_argument("--verify-every", metavar="DURATION",
-                       help="verify an archive again after this long, e.g. 7d (default: once per "
-                            "archive; results are cached in the history)")
-    group.add_argument("--compare-live-db", action="store_true",
-                       help="with --verify dump: WARNING when a table of the live database "
-                            "(from --itop-config) is missing from the dump")
-
-
-def verify_settings(args: argparse.Namespace, itop_config: str | None) -> VerifySettings:
-    """Return the verification settings; raise ValueError with a one-line message."""
+def verify_settings(args: Any, instance: ItopInstance) -> VerifySettings:
+    """Return the verification settings of parsed *args* (an argparse Namespace) for *instance*;
+    raise ValueError with a one-line message."""
     every = None
     if args.verify_every:
         every = parse_duration(args.verify_every)
     if args.compare_live_db and args.verify != "dump":
         raise ValueError("--compare-live-db needs --verify dump")
-    if args.compare_live_db and not itop_config:
-        raise ValueError("--compare-live-db needs --itop-config (the live database's settings)")
-    if args.verify == "restore" and not itop_config:
-        raise ValueError("--verify restore needs --itop-config (the server of the scratch database)")
-    return VerifySettings(args.verify, every, args.compare_live_db, itop_config,
+    if args.compare_live_db and not instance.database.name:
+        raise ValueError("--compare-live-db needs --itop-config or --db-name (the live database)")
+    return VerifySettings(args.verify, every, args.compare_live_db, instance.database,
                           parse_duration(args.restore_every))
 
 
@@ -126,14 +105,14 @@ class Verifier:
         previous = history.previous_verification(series, archive.mtime, "dump")
         findings = _vanished(result.tables, previous)
         if self.settings.compare_live_db:
-            findings += _missing_from_dump(result.tables, self.settings.itop_config)
+            findings += _missing_from_dump(result.tables, self.settings.database)
         return result._replace(findings=tuple(findings), previous=previous.path if previous else None)
 
     def _verify_now(self, archive: object, series: str, history: History, now: float,
                     level: str) -> Verification:
         from check_itop_backup.archive.inspect import verify_archive
 
-        report = _test_restore(archive.path, self.settings.itop_config) if level == "restore" \
+        report = _test_restore(archive.path, self.settings.database) if level == "restore" \
             else verify_archive(archive.path, level)
         log.info("%s: verified to %s level in %.1fs: %s", archive.path, report.reached,
                  report.seconds, report.reason)
@@ -147,14 +126,14 @@ class Verifier:
                             reason=report.reason, verified_at=now, cached=False, tables=report.tables)
 
 
-def _test_restore(path: str, itop_config: str):
+def _test_restore(path: str, database: DatabaseSettings):
     """The restore-level report; a server that cannot be used is an OSError (UNKNOWN: cannot tell)."""
-    from check_itop_backup.database.server import DatabaseError, LiveDbError, config_database
+    from check_itop_backup.database.server import DatabaseError
     from check_itop_backup.database.testrestore import verify_by_restore
 
     try:
-        return verify_by_restore(path, config_database(itop_config))
-    except (LiveDbError, DatabaseError) as error:
+        return verify_by_restore(path, database)
+    except DatabaseError as error:
         raise OSError(f"test restore impossible: {error}") from None
 
 
@@ -182,13 +161,13 @@ def _plural(items: list[str], word: str) -> str:
     return f"{len(items)} {word}{'s' * (len(items) != 1)}"
 
 
-def _missing_from_dump(tables: tuple[str, ...], itop_config: str) -> list[str]:
+def _missing_from_dump(tables: tuple[str, ...], database: DatabaseSettings) -> list[str]:
     """Compare with the live database's tables; any problem is a finding, never an exception."""
     from check_itop_backup.database.server import LiveDbError, live_tables
 
     with deadline.current.stage("comparing tables with the live database"):
         try:
-            live = live_tables(itop_config)
+            live = live_tables(database)
         except LiveDbError as error:
             return [f"cannot compare with the live database: {error}"]
     present = set(tables)

@@ -34,22 +34,23 @@ from check_itop_backup.check.contexts import (
     describe_slot,
 )
 from check_itop_backup.check.resource import ItopBackup, record_verdict
-from check_itop_backup.check.settings import (
-    DEFAULT_GRACE,
-    DEFAULT_HISTORY,
-    DEFAULT_SETTLE,
-    HISTORY_ENV,
-    CheckSettings,
-    ConfigError,
-    check_settings,
-)
-from check_itop_backup.check.verification import Verifier, add_verify_arguments, verify_settings
+from check_itop_backup.check.settings import DEFAULT_GRACE, DEFAULT_SETTLE, CheckSettings, check_settings
+from check_itop_backup.check.verification import Verifier, verify_settings
 from check_itop_backup.cli.answer import json_text, nagios_text, status_line
 from check_itop_backup.cli.closedpipe import quiet_when_stdout_closes, stdout_gone
+from check_itop_backup.cli.options import (
+    add_options,
+    add_ticket_arguments,
+    add_timeout_option,
+    add_verify_arguments,
+    instance_request,
+    positive_int,
+)
 from check_itop_backup.deadline import Deadline, StageTimeoutError
 from check_itop_backup.history import History, HistoryError
-from check_itop_backup.tickets.settings import TicketSettings, add_ticket_arguments, ticket_settings
-from check_itop_backup.units import format_duration, non_negative_int, parse_timeout, positive_int
+from check_itop_backup.itop.instance import ConfigError, resolve_instance
+from check_itop_backup.tickets.settings import TicketSettings, ticket_settings
+from check_itop_backup.units import format_duration
 
 PLUGIN = "ITOP_BACKUP"
 UNKNOWN = 3
@@ -131,23 +132,8 @@ def build_check_parser() -> argparse.ArgumentParser:
     parser = UnknownExitParser(prog="check_itop_backup", description=DESCRIPTION,
                                formatter_class=ParagraphFormatter)
     where = parser.add_argument_group("which archive")
-    where.add_argument("-f", "--backup-file", metavar="PATTERN",
-                       help="archive name pattern as in iTop: strftime codes and __HOST__, __DB__, "
-                            "__SUBNAME__; .tar.gz is added unless the name ends with an archive "
-                            "extension (default: from --param-file, else iTop's scheduled "
-                            "<itop>/data/backups/auto/__DB__-%%Y-%%m-%%d_%%H_%%M)")
-    where.add_argument("--param-file", metavar="FILE[,FILE]",
-                       help="iTop param file(s) (backup.params format: backup_file, check_size_min, "
-                            "…); the command line wins")
-    where.add_argument("--itop-config", metavar="PATH",
-                       help="iTop's config-itop.php: database names, timezone and the itop-backup "
-                            "schedule (read without PHP)")
-    where.add_argument("--db-name", metavar="NAME", help="value of __DB__ (default: from --itop-config)")
-    where.add_argument("--db-host", metavar="HOST", help="value of __HOST__ (port removed)")
-    where.add_argument("--db-subname", metavar="PREFIX", help="value of __SUBNAME__ (table prefix)")
-    where.add_argument("--timezone", metavar="ZONE",
-                       help="iTop's timezone, in which names and the schedule are computed "
-                            "(default: the config's timezone, else local time)")
+    add_options(where, "backup_file", "param_file", "itop_config", "itop_root", "db_name", "db_host",
+                "db_subname", "timezone")
     when = parser.add_argument_group("when backups are due")
     when.add_argument("--week-days", metavar="DAYS",
                       help="backup days as iTop writes them, e.g. 'monday, tuesday, wednesday, "
@@ -165,9 +151,7 @@ def build_check_parser() -> argparse.ArgumentParser:
                        help="CRITICAL when the archive is not above SIZE: bytes, 20MB or 20MiB "
                             "(iTop's check_size_min; default 0: only an empty archive)")
     trend = parser.add_argument_group("size history and trend")
-    trend.add_argument("--history", metavar="PATH",
-                       help=f"the SQLite history of archives (default: ${HISTORY_ENV}, "
-                            f"else {DEFAULT_HISTORY})")
+    add_options(trend, "history")
     trend.add_argument("--baseline-count", metavar="N", type=positive_int, default=7,
                        help="baseline = median size of the last N archives not judged CRITICAL "
                             "(default %(default)s)")
@@ -181,14 +165,14 @@ def build_check_parser() -> argparse.ArgumentParser:
     trend.add_argument("--size-reduction-max", metavar="PCT",
                        help="CRITICAL when the archive is more than PCT%% smaller than the previous "
                             "one (iTop's check_size_reduction_max)")
-    trend.add_argument("--retention-count", metavar="N", type=non_negative_int,
-                       help="archives kept by iTop's retention (default: the config's "
-                            "retention_count; 0: no check): WARNING when fewer are found")
+    add_options(trend, "retention_count")
     judge.add_argument("--settle", metavar="SECONDS", default=str(int(DEFAULT_SETTLE)),
                        help="an archive modified less than this ago is still being written "
                             "(default %(default)s)")
     add_ticket_arguments(parser)
     add_verify_arguments(parser)
+    server = parser.add_argument_group("database server (--verify restore, --compare-live-db)")
+    add_options(server, "db_port", "db_user", "db_password_file", "db_option_file")
     run = parser.add_argument_group("output and run")
     run.add_argument("--format", choices=("nagios", "json"), default="nagios",
                      help="nagios: status line and perfdata, exit 0-3 (default); json: one JSON "
@@ -198,8 +182,7 @@ def build_check_parser() -> argparse.ArgumentParser:
     run.add_argument("--discover", metavar="DIR",
                      help="print Zabbix low-level discovery JSON for the iTop param files "
                           "DIR/*.params (one instance each), then exit")
-    run.add_argument("-t", "--timeout", metavar="SECONDS", type=parse_timeout, default=30.0,
-                     help="give up with UNKNOWN after this long (default %(default)g)")
+    add_timeout_option(run, "30", "UNKNOWN", short=True)
     run.add_argument("-v", "--verbose", action="count", default=0,
                      help="more output (up to -vvv)")
     run.add_argument("-V", "--version", action="version", version=f"check_itop_backup {__version__}")
@@ -310,7 +293,7 @@ def _answer(check: ItopBackupCheck, args: argparse.Namespace, logs: io.StringIO)
 
 def _run(args: argparse.Namespace, logs: io.StringIO) -> int:
     with deadline.current.stage("reading the configuration"):
-        settings = check_settings(args)
+        settings = check_settings(args, resolve_instance(instance_request(args)))
         verifier = _verifier(args, settings)
     if args.print_expected:
         print_expected(settings)
@@ -318,7 +301,7 @@ def _run(args: argparse.Namespace, logs: io.StringIO) -> int:
     with deadline.current.stage(f"opening the history {settings.history_path}"):
         history = History.open(settings.history_path)
     try:
-        module = settings.itop_config.backup if settings.itop_config else None  # itop_backup_incident
+        module = settings.instance.module or None  # itop_backup_incident
         tickets = ticket_settings(args, settings.params, itop_backup_module=module)
         check = build_check(settings, history, tickets, verifier)
         check()
@@ -331,7 +314,7 @@ def _run(args: argparse.Namespace, logs: io.StringIO) -> int:
 def _verifier(args: argparse.Namespace, settings: CheckSettings) -> Verifier | None:
     """The verifier for ``--verify`` above ``stat``, else None; raise ConfigError on bad options."""
     try:
-        verify = verify_settings(args, settings.itop_config.path if settings.itop_config else None)
+        verify = verify_settings(args, settings.instance)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     return Verifier(verify) if verify.level != "stat" else None

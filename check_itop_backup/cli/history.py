@@ -13,8 +13,8 @@ import os
 import sys
 from datetime import datetime, tzinfo
 
+from check_itop_backup.cli.options import add_options, positive_int
 from check_itop_backup.history import DEFAULT_PATH, ENV_VAR
-from check_itop_backup.units import positive_int
 
 FIELDS = ("time", "timezone", "series", "event", "state", "archive", "size", "change", "change_percent",
           "duration", "detail")
@@ -22,8 +22,7 @@ _SIZED = ("run", "archive")  # events whose size is compared with the previous o
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--history", metavar="PATH",
-                        help=f"the history file (default: ${ENV_VAR}, else {DEFAULT_PATH})")
+    add_options(parser, "history")
     parser.add_argument("--series", metavar="TEXT",
                         help="only the series (archive name patterns) containing TEXT, "
                              "e.g. a directory or a database name")
@@ -38,15 +37,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from check_itop_backup.check.settings import ConfigError, read_itop_config, timezone_named
     from check_itop_backup.history import History, HistoryError
+    from check_itop_backup.itop.instance import read_config, timezone_named
+    from check_itop_backup.itop.phpconfig import setting_text
 
     try:
-        name = args.timezone or (read_itop_config(args.itop_config).timezone if args.itop_config else None)
+        name = args.timezone or (setting_text(read_config(args.itop_config)[0], "timezone")
+                                 if args.itop_config else None)
         zone, label = timezone_named(name)
         if zone is None:
             label = f"local, {datetime.now().astimezone().tzname()}"
-    except ConfigError as error:
+    except ValueError as error:  # ConfigError, or a timezone setting that is an array
         print(f"itop-backup history: {error}", file=sys.stderr)
         return 2
     path = args.history or os.environ.get(ENV_VAR) or DEFAULT_PATH

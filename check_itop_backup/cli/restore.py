@@ -1,8 +1,9 @@
 """``itop-backup restore ARCHIVE --db-name NAME``: restore an archive, verified first.
 
-The connection options and password sources are the runner's (runner_cli.py): the password
-comes from ``--db-password-file``, ``$ITOP_BACKUP_DB_PASSWORD`` or ``--db-option-file``,
-never from the command line. SIGTERM and ``--timeout`` stop the restore cleanly: the
+The connection options and password sources are the runner's (cli/options.py), resolved with
+``--itop-config`` and ``--param-file`` when given (itop/instance.py; options win): the password
+comes from ``--db-password-file``, ``$ITOP_BACKUP_DB_PASSWORD``, ``--db-option-file`` or the
+config, never from the command line. SIGTERM and ``--timeout`` stop the restore cleanly: the
 scratch database, the staged files and the maintenance file are removed, the target is
 left as it was.
 
@@ -34,19 +35,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     files.add_argument("--itop-root", metavar="DIR",
                        help="also restore config-itop.php (0440), delta.xml, <env>-modules/ and extra "
                             "files into this iTop directory, in maintenance mode meanwhile")
-    files.add_argument("--environment", metavar="ENV", default="production",
-                       help="the iTop environment of the files (default: %(default)s)")
+    files.add_argument("--environment", metavar="ENV",
+                       help="the iTop environment of the files (default: <env> of --itop-config in "
+                            "conf/<env>/, else production)")
 
 
 def add_server_arguments(group: argparse._ArgumentGroup) -> None:
-    """Declare the server options shared by restore and ``verify --level restore``: the runner's
-    connection options, ``--mysql-bindir`` and ``--timeout``."""
-    from check_itop_backup.cli.run import add_database_arguments, add_timeout_argument
+    """Declare the server options shared by restore and ``verify --level restore``: the iTop
+    config and param files, the connection options, ``--mysql-bindir`` and ``--timeout``."""
+    from check_itop_backup.cli.options import add_options, add_timeout_option
+    from check_itop_backup.cli.run import DEFAULT_TIMEOUT
 
-    add_database_arguments(group)
-    group.add_argument("--mysql-bindir", metavar="DIR",
-                       help="directory of the mysql or mariadb client (default: PATH)")
-    add_timeout_argument(group, "the scratch database is dropped and the target left as it was")
+    add_options(group, "itop_config", "param_file", "db_host", "db_port", "db_user", "db_name",
+                "db_password_file", "db_option_file", "mysql_bindir")
+    add_timeout_option(group, DEFAULT_TIMEOUT,
+                       "exit 1; the scratch database is dropped and the target left as it was")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,16 +58,17 @@ def run(args: argparse.Namespace) -> int:
     from check_itop_backup.cli.progress import ArchiveProgress
 
     try:
-        settings = database_settings(args)
+        instance = server_instance(args)
     except ValueError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 2
+    settings = instance.database
     with guarded_run(args.timeout) as failure:
         try:
             with ArchiveProgress(args.archive, "restoring"):
                 result = restore_archive(args.archive, settings, force=args.force,
-                                         itop_root=args.itop_root or "", environment=args.environment,
-                                         bindir=args.mysql_bindir or "", keep_dir=args.keep_previous_in or "")
+                                         itop_root=args.itop_root or "", environment=instance.environment,
+                                         bindir=instance.mysql_bindir, keep_dir=args.keep_previous_in or "")
         except OSError as error:
             failure.append(f"cannot read {args.archive}: {error.strerror or error}")
         except RestoreError as error:
@@ -87,17 +91,18 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
 
     prog = "itop-backup verify"
     try:
-        settings = database_settings(args, need_name=False)
+        instance = server_instance(args, need_name=False)
     except ValueError as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return 2
+    settings = instance.database
     with guarded_run(args.timeout) as failure:
         try:
             cleaned, not_cleaned = recover(settings)
             for line in cleaned + not_cleaned:
                 print(f"{prog}: warning: {line}", file=sys.stderr)
             with ArchiveProgress(args.archive, "test-restoring"):
-                report = verify_by_restore(args.archive, settings, args.mysql_bindir or "")
+                report = verify_by_restore(args.archive, settings, instance.mysql_bindir)
         except DatabaseError as error:
             failure.append(f"test restore impossible: {error}")
     if failure:
@@ -106,16 +111,16 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
     return report_outcome(report, args.verbose)
 
 
-def database_settings(args: argparse.Namespace, need_name: bool = True):
-    """Return the DatabaseSettings of the options; raise ValueError (ConfigError) for bad ones."""
-    from check_itop_backup.cli.run import database_password
-    from check_itop_backup.itop.instance import DatabaseSettings, split_db_host
+def server_instance(args: argparse.Namespace, need_name: bool = True):
+    """Return the ItopInstance of the options (its database is the target); raise ConfigError."""
+    from check_itop_backup.cli.options import instance_request
+    from check_itop_backup.itop.instance import ConfigError, resolve_instance
 
-    if need_name and not args.db_name:
-        raise ValueError("give the target database with --db-name")
-    host, port = split_db_host(args.db_host or "localhost")
-    return DatabaseSettings(host=host, port=args.db_port or port, user=args.db_user or "root",
-                            password=database_password(args, {}), name=args.db_name or "")
+    # --itop-root names where files are restored to, never where the instance's settings come from
+    instance = resolve_instance(instance_request(args, itop_root=None, need_pattern=False))
+    if need_name and not instance.database.name:
+        raise ConfigError("give the target database with --db-name")
+    return instance
 
 
 class guarded_run:  # noqa: N801 - used as a context manager, like contextlib's

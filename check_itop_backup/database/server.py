@@ -3,9 +3,8 @@
 Every connection goes through ``connect`` (TLS as configured, timeouts cut to the run's
 deadline); every failure is a ``DatabaseError`` whose message is one line for people.
 ``live_tables`` lists the live iTop database's tables, to compare with a dump
-(``--compare-live-db``): its settings come from iTop's own config-itop.php (``db_host``,
-``db_user``, ``db_pwd``, ``db_name``, ``db_subname``, ``db_tls.*``); only base tables carrying
-the prefix are listed (views are not in every dump).
+(``--compare-live-db``), with the iTop instance's settings (itop/instance.py: options over
+config-itop.php); only base tables carrying the prefix are listed (views are not in every dump).
 """
 
 from __future__ import annotations
@@ -19,13 +18,6 @@ from dataclasses import dataclass
 
 from check_itop_backup import deadline
 from check_itop_backup.itop.instance import DatabaseSettings
-from check_itop_backup.itop.phpconfig import (
-    PhpConfigError,
-    load_php_config,
-    setting_array,
-    setting_flag,
-    setting_text,
-)
 
 SOCKETS = ("/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/var/lib/mysql/mysql.sock")
 CONNECT_TIMEOUT_S = 10.0
@@ -311,36 +303,13 @@ class LiveDbError(Exception):
     """The live database cannot be listed; the message is one line."""
 
 
-def config_database(itop_config: str):
-    """Return the DatabaseSettings *itop_config* names; raise LiveDbError when it cannot be read.
-    (Also the test restore's server: ``--verify restore``.)"""
-    from check_itop_backup.itop.credentials import check_password
-    from check_itop_backup.itop.instance import DatabaseSettings, split_db_host
+def live_tables(database: DatabaseSettings) -> list[str]:
+    """Return the names of the base tables of *database* carrying its prefix (``subname``).
 
-    try:
-        config = load_php_config(itop_config)
-    except PhpConfigError as error:
-        raise LiveDbError(str(error)) from None
-    try:
-        settings = setting_array(config, "MySettings")
-        host, port = split_db_host(setting_text(settings, "db_host", "localhost"))
-        return DatabaseSettings(
-            host=host, port=port, user=setting_text(settings, "db_user", "root"),
-            password=check_password(setting_text(settings, "db_pwd")), name=setting_text(settings, "db_name"),
-            subname=setting_text(settings, "db_subname"), tls=setting_flag(settings, "db_tls.enabled"),
-            tls_ca=setting_text(settings, "db_tls.ca"))
-    except ValueError as error:  # PhpConfigError, CredentialsError, a bad port
-        raise LiveDbError(f"cannot use iTop config {itop_config}: {error}") from None
-
-
-def live_tables(itop_config: str) -> list[str]:
-    """Return the names of the base tables of the database configured in *itop_config*.
-
-    Raise LiveDbError when the config cannot be read or the server cannot be queried.
+    Raise LiveDbError when the server cannot be queried.
     """
     import pymysql
 
-    database = config_database(itop_config)
     prefix = database.subname
     try:
         with connect(database) as connection, connection.cursor() as cursor:

@@ -13,13 +13,12 @@ file) are not errors of the check: they are listed in ``problems`` and reported 
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections import namedtuple
 from collections.abc import Mapping
+from typing import Any
 
 from check_itop_backup.itop.textfile import read_text
-from check_itop_backup.units import parse_duration
 
 PASSWORD_ENV = "CHECK_ITOP_BACKUP_ITOP_PASSWORD"  # noqa: S105 - a variable name, not a secret
 MASK = "********"
@@ -60,61 +59,7 @@ class TicketSettings(namedtuple("TicketSettings", "url user password title custo
         return super().__repr__().replace(f"password={self.password!r}", f"password={MASK!r}")
 
 
-def add_ticket_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the "iTop tickets" option group to *parser*."""
-    group = parser.add_argument_group(
-        "iTop tickets",
-        "Open one iTop Incident per failure episode over iTop's REST API, log on it while the "
-        "failure lasts, say when it recovers. Each option falls back to the iTop param-file key "
-        "in brackets. Ticket errors are reported in the long output and never change the state.")
-    group.add_argument("--itop-url", metavar="URL",
-                       help="root URL of the iTop that receives tickets; tickets are off without it "
-                            "[itop_backup_incident]")
-    group.add_argument("--itop-user", metavar="LOGIN",
-                       help="iTop login with the profiles REST Services User and Service Desk Agent "
-                            "[check_ticket_login]")
-    group.add_argument("--itop-password-file", metavar="FILE",
-                       help=f"file whose first line is the password (else ${PASSWORD_ENV}, else "
-                            "[check_ticket_pwd])")
-    group.add_argument("--itop-basic-auth", action="store_true",
-                       help="send the credentials as HTTP Basic (login_mode=basic), not as form fields")
-    group.add_argument("--itop-api-version", metavar="VERSION", default="1.3",
-                       help="REST API version (default %(default)s)")
-    group.add_argument("--itop-ca-bundle", metavar="FILE",
-                       help="CA certificates to verify iTop's TLS certificate (default: the system's)")
-    group.add_argument("--itop-insecure", action="store_true",
-                       help="do not verify iTop's TLS certificate (not recommended)")
-    group.add_argument("--ticket-title", metavar="TEXT",
-                       help="Incident title, also how an open Incident is found again "
-                            "(default: 'Backup check failed on <impacted server or this host>') "
-                            "[check_ticket_title]")
-    group.add_argument("--ticket-customer", metavar="ORGANISATION",
-                       help="name of the organisation the Incident belongs to [check_ticket_customer]")
-    group.add_argument("--ticket-caller", metavar="NAME|EMAIL",
-                       help="caller: a person's full name ('Agatha Christie') or e-mail (default: none)")
-    group.add_argument("--ticket-service", metavar="NAME", help="service name [check_ticket_service]")
-    group.add_argument("--ticket-service-subcategory", metavar="NAME",
-                       help="service subcategory name [check_ticket_service_subcategory]")
-    group.add_argument("--ticket-workgroup", metavar="TEAM", help="team name [check_ticket_workgroup]")
-    group.add_argument("--ticket-impacted-server", metavar="CI",
-                       help="name of the CI (the server running iTop) to link [check_ticket_impacted_server]")
-    group.add_argument("--ticket-impact", choices=("1", "2", "3"), default="2",
-                       help="1 a department, 2 a service, 3 a person (default %(default)s)")
-    group.add_argument("--ticket-urgency", choices=("1", "2", "3", "4"), default="2",
-                       help="1 critical … 4 low (default %(default)s)")
-    group.add_argument("--ticket-on", choices=("critical", "warning"), default="critical",
-                       help="open a ticket on CRITICAL only, or on WARNING too (default %(default)s)")
-    group.add_argument("--ticket-update-every", metavar="DURATION", type=parse_duration,
-                       default=DEFAULT_UPDATE_EVERY,
-                       help="while the failure lasts, add at most one log entry this often "
-                            "(default %(default)s)")
-    group.add_argument("--ticket-resolve", action="store_true",
-                       help="resolve the Incident when the backup recovers (default: only log it)")
-    group.add_argument("--ticket-dry-run", action="store_true",
-                       help="show the requests that would be sent (password masked); send nothing")
-
-
-def _password(args: argparse.Namespace, params: Mapping[str, str],
+def _password(args: Any, params: Mapping[str, str],
               environ: Mapping[str, str]) -> tuple[str, str | None]:
     """Return (password, problem)."""
     if args.itop_password_file:
@@ -126,7 +71,7 @@ def _password(args: argparse.Namespace, params: Mapping[str, str],
     return environ.get(PASSWORD_ENV) or params.get("check_ticket_pwd", ""), None
 
 
-def ticket_settings(args: argparse.Namespace, params: Mapping[str, str],
+def ticket_settings(args: Any, params: Mapping[str, str],
                     environ: Mapping[str, str] = os.environ,
                     itop_backup_module: Mapping[str, object] | None = None) -> TicketSettings | None:
     """Return the ticket settings from parsed *args* and param-file *params*; None when tickets are off.
