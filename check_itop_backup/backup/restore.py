@@ -7,7 +7,7 @@
 2. refuses a target database that has tables, unless *force*;
 3. loads ``itop-dump.sql`` from the archive into a uniquely named scratch database
    (database/load.py: streamed, checked line by line, as a temporary account) while the
-   other members are staged under the iTop root (files.py), in maintenance mode;
+   other members are staged under the iTop root (archive/extract.py), in maintenance mode;
 4. swaps the loaded tables into the target atomically (database/load.py ``swap_into``),
    then places the staged files;
 5. drops the scratch database, whatever happened (failure, timeout, SIGTERM).

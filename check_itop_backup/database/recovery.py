@@ -8,7 +8,7 @@ lives it holds the named lock ``cib_run_<token>`` (``GET_LOCK``, released by the
 the connection dies; server.py ``run_lock``). Just before its atomic ``RENAME TABLE`` the
 swap (load.py) writes the views and triggers it must re-create into the ``_cib_journal``
 table of the scratch database. What a killed restore left in the iTop root is recovered by
-archive/extract.py.
+archive/extract.py's ``recover_files``; ``recover`` does both, for the restore and the probe.
 
 ``recover_server`` acts only on objects whose lock is free: a dead run's. Before its rename
 the restore changed nothing, so the leftovers are removed; after it the swap is finished
