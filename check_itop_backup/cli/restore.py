@@ -57,10 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from check_itop_backup.backup.restore import RestoreError, restore_archive
     from check_itop_backup.cli.progress import ArchiveProgress
 
-    try:
-        instance = server_instance(args)
-    except ValueError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
+    instance = usable_instance(args, PROG)
+    if instance is None:
         return 2
     settings = instance.database
     with guarded_run(args.timeout) as failure:
@@ -90,10 +88,8 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
     from check_itop_backup.database.testrestore import verify_by_restore
 
     prog = "itop-backup verify"
-    try:
-        instance = server_instance(args, need_name=False)
-    except ValueError as error:
-        print(f"{prog}: {error}", file=sys.stderr)
+    instance = usable_instance(args, prog, need_name=False)
+    if instance is None:
         return 2
     settings = instance.database
     with guarded_run(args.timeout) as failure:
@@ -111,15 +107,20 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
     return report_outcome(report, args.verbose)
 
 
-def server_instance(args: argparse.Namespace, need_name: bool = True):
-    """Return the ItopInstance of the options (its database is the target); raise ConfigError."""
+def usable_instance(args: argparse.Namespace, prog: str, need_name: bool = True):
+    """Return the ItopInstance of the options (its database is the target), or None after
+    printing why it cannot be used."""
     from check_itop_backup.cli.options import instance_request
     from check_itop_backup.itop.instance import ConfigError, resolve_instance
 
-    # --itop-root names where files are restored to, never where the instance's settings come from
-    instance = resolve_instance(instance_request(args, itop_root=None, need_pattern=False))
-    if need_name and not instance.database.name:
-        raise ConfigError("give the target database with --db-name")
+    try:
+        # --itop-root names where files are restored to, never where the instance's settings come from
+        instance = resolve_instance(instance_request(args, itop_root=None, need_pattern=False))
+        if need_name and not instance.database.name:
+            raise ConfigError("give the target database with --db-name")
+    except ValueError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return None
     return instance
 
 
