@@ -93,7 +93,8 @@ def test_the_watchdog_answers_in_json_too(tmp_path):
     fifo = tmp_path / "config-itop.php"
     os.mkfifo(fifo)
 
-    status, out, _, _ = run(PROBE + ["--itop-config", fifo, "-t", "0.5", "--format", "json"], block_alarm=True)
+    status, out, _, _ = run(PROBE + ["--itop-config", fifo, "-t", "0.5", "--format", "json"],
+                            block_alarm=True)
 
     assert status == 0  # Zabbix reads the state from the JSON object
     assert out.startswith('{"state": "UNKNOWN", "exit_code": 3, "message": "timed out after 0.5s while '
