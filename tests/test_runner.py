@@ -20,6 +20,7 @@ import pymysql
 import pytest
 
 from check_itop_backup.cli.backup import backup_main
+from tests.proc import processes
 
 RUN = [sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main; backup_main()", "run"]
 PASSWORD = "pa'ss\"w#rd\\ x"  # quotes, hash, backslash, space: what breaks naive option files
@@ -178,17 +179,9 @@ def slow_bindir(tmp_path, pause):
 
 
 def dump_processes(marker):
-    """Return {pid: argv} of running processes whose argv holds *marker*."""
-    found = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            continue
-        if any(marker.encode() in arg for arg in argv) and b"--defaults-extra-file" in b" ".join(argv):
-            found[int(pid)] = argv
-    return found
+    """The running processes whose argv holds *marker* and a --defaults-extra-file, as read once."""
+    return {pid: seen for pid, seen in processes(marker).items()
+            if b"--defaults-extra-file" in b" ".join(seen.argv)}
 
 
 def wait_for(predicate, timeout=20.0):
@@ -216,11 +209,10 @@ def test_the_password_is_on_no_command_line_or_environment_of_the_running_mysqld
              "--history", str(tmp_path / "h.sqlite")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         running = wait_for(lambda: dump_processes(f"--user={user}"))
-        for pid, argv in running.items():
-            assert not any(PASSWORD.encode() in arg for arg in argv)
-            assert any(arg.startswith(b"--defaults-extra-file=/dev/fd/") for arg in argv)
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                assert PASSWORD.encode() not in handle.read()
+        for seen in running.values():
+            assert not any(PASSWORD.encode() in arg for arg in seen.argv)
+            assert any(arg.startswith(b"--defaults-extra-file=/dev/fd/") for arg in seen.argv)
+            assert PASSWORD.encode() not in seen.environ
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
         assert PASSWORD.encode() not in out + err
