@@ -184,6 +184,12 @@ def dump_processes(marker):
             if b"--defaults-extra-file" in b" ".join(seen.argv)}
 
 
+def blocked_on_a_lock(pid: int) -> bool:
+    """Whether process *pid* waits for a lock (a ``->`` line of /proc/locks)."""
+    with open("/proc/locks") as locks:
+        return any(fields[1] == "->" and fields[5] == str(pid) for fields in map(str.split, locks))
+
+
 def wait_for(predicate, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -291,7 +297,7 @@ def test_two_runs_never_overlap_and_wait_queues_the_second(itop, capsys):
         assert run_cli(*argv) == 1
         assert "another itop-backup run holds" in capsys.readouterr().err
         waiting = subprocess.Popen([*RUN, *argv, "--wait"], stderr=subprocess.PIPE)
-        time.sleep(1.5)
+        wait_for(lambda: blocked_on_a_lock(waiting.pid))
         assert waiting.poll() is None and not (target / "a.tar.gz").exists()
     assert waiting.wait(timeout=60) == 0
     assert (target / "a.tar.gz").exists()
