@@ -14,6 +14,7 @@ import pytest
 from tests.archive_corpus import itop_tar
 from tests.checkrun import run_check
 from tests.test_restore import (
+    RESTORES,
     cli,
     databases,
     execute,
@@ -23,6 +24,8 @@ from tests.test_restore import (
     tiny_dump,
     write_archive,
 )
+
+pytestmark = RESTORES
 
 
 def tables(settings, database):

@@ -22,6 +22,7 @@ from tests.test_hostile_dumps import load_accounts, tables
 from tests.test_restore import (
     BACKUP,
     PASSWORD,
+    RESTORES,
     checksums,
     cli,
     databases,
@@ -33,6 +34,8 @@ from tests.test_restore import (
     tiny_dump,
     write_archive,
 )
+
+pytestmark = RESTORES
 
 
 def test_a_symlinked_conf_is_refused_before_the_database_is_replaced(runner_archive, new_database,  # noqa: F811
