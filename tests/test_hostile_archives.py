@@ -37,7 +37,7 @@ from tests.archive_corpus import (
 )
 from tests.checkrun import place_archive
 from tests.test_check_verify import NAME, NOW, WRITTEN, check, place
-from tests.test_restore import BACKUP, RESTORES, server_options
+from tests.test_restore import BACKUP, server_options
 
 PROBE = [sys.executable, "-m", "check_itop_backup"]
 TIME_BOUND = 30  # seconds; the looping archive used to run (and grow) for ever
@@ -134,7 +134,6 @@ def test_a_vanished_table_with_a_newline_in_its_name_stays_on_the_status_line(tm
                                "itop-2026-11-25_23_30.tar.gz: 'brand\\nITOP_BACKUP OK'")
 
 
-@RESTORES
 def test_restore_refuses_the_looping_archive_before_touching_anything(tmp_path, mariadb_server):
     data, reason = HOSTILE["PAX size=-1536"]()
     archive = place(tmp_path / NAME, data)

@@ -14,7 +14,6 @@ import pytest
 from tests.archive_corpus import itop_tar
 from tests.checkrun import run_check
 from tests.test_restore import (
-    RESTORES,
     cli,
     databases,
     execute,
@@ -24,8 +23,6 @@ from tests.test_restore import (
     tiny_dump,
     write_archive,
 )
-
-pytestmark = RESTORES
 
 
 def tables(settings, database):

@@ -24,10 +24,6 @@ from tests.test_runner import checksums, execute, populate, write_itop
 
 BACKUP = [sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main; backup_main()"]
 PASSWORD = "r3st'o\"re #pw\\ x"
-# Tests that run restores share one xdist worker: a restore drops the scratch objects that no live
-# run holds, what the kill -9 tests leave on purpose and the others count.
-RESTORES = pytest.mark.xdist_group("restores")
-pytestmark = RESTORES
 
 
 def cli(*argv):

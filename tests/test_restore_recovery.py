@@ -22,7 +22,6 @@ from tests.test_hostile_dumps import load_accounts, tables
 from tests.test_restore import (
     BACKUP,
     PASSWORD,
-    RESTORES,
     checksums,
     cli,
     databases,
@@ -34,8 +33,6 @@ from tests.test_restore import (
     tiny_dump,
     write_archive,
 )
-
-pytestmark = RESTORES
 
 
 def test_a_symlinked_conf_is_refused_before_the_database_is_replaced(runner_archive, new_database,  # noqa: F811

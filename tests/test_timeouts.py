@@ -21,7 +21,7 @@ from datetime import datetime
 import pytest
 
 from tests.checkrun import place_archive
-from tests.test_restore import RESTORES, databases, left_scratch, runner_archive, stalling_client  # noqa: F401 - a fixture
+from tests.test_restore import databases, left_scratch, runner_archive, stalling_client  # noqa: F401 - a fixture
 from tests.test_runner import slow_bindir
 
 PROBE = [sys.executable, "-c", "from check_itop_backup.cli.check import check_main; check_main()"]
@@ -123,7 +123,6 @@ def test_the_connection_itself_times_out_when_the_alarm_is_held_back(tmp_path, s
     assert seconds < 30
 
 
-@RESTORES
 def test_a_restore_from_a_server_that_never_answers_ends_at_its_timeout(tmp_path, silent_server):
     archive = place_archive(tmp_path / "itop.tar.gz", datetime(2026, 11, 26, 23, 40))
 
@@ -154,7 +153,6 @@ def test_a_run_out_of_time_leaves_no_archive_and_is_recorded_failed(tmp_path, ma
             ("failed", message, None)]
 
 
-@RESTORES
 def test_a_restore_out_of_time_drops_its_scratch_database(runner_archive, new_database,  # noqa: F811
                                                            tmp_path):
     settings, _, archive = runner_archive
