@@ -55,43 +55,39 @@ def test_a_version_1_history_gains_the_verdicts_table_and_keeps_its_rows(tmp_pat
     assert rows(path, "SELECT series, started, status FROM runs") == [("s", 1.0, "ok")]
 
 
-def test_a_newer_schema_is_refused_untouched(tmp_path):
-    path = tmp_path / "h.sqlite"
+def refusal(path: Path, statement: str) -> str:
+    """Make a SQLite file at *path* with *statement*, open it as a history; return the refusal,
+    having checked that the file was left untouched."""
     with contextlib.closing(sqlite3.connect(path)) as connection:
-        connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+        connection.execute(statement)
+        connection.commit()
     before = path.read_bytes()
 
     with pytest.raises(HistoryError) as refused:
         History.open(str(path))
 
-    newer = len(MIGRATIONS) + 1
-    assert str(refused.value) == (f"cannot use history {path}: its schema version {newer} is newer than "
-                                  f"this program's ({len(MIGRATIONS)}); upgrade check_itop_backup")
     assert path.read_bytes() == before
+    return str(refused.value)
+
+
+def test_a_newer_schema_is_refused_untouched(tmp_path):
+    newer = len(MIGRATIONS) + 1
+
+    assert refusal(tmp_path / "h.sqlite", f"PRAGMA user_version = {newer}") == (
+        f"cannot use history {tmp_path / 'h.sqlite'}: its schema version {newer} is newer than "
+        f"this program's ({len(MIGRATIONS)}); upgrade check_itop_backup")
 
 
 def test_a_file_with_other_tables_and_no_version_is_not_a_history(tmp_path):
-    path = tmp_path / "h.sqlite"
-    with contextlib.closing(sqlite3.connect(path)) as connection:
-        connection.execute("CREATE TABLE notes (text TEXT)")
-
-    with pytest.raises(HistoryError) as refused:
-        History.open(str(path))
-
-    assert str(refused.value) == (f"cannot use history {path}: not a check_itop_backup history "
-                                  "(it has other tables: notes)")
+    assert refusal(tmp_path / "h.sqlite", "CREATE TABLE notes (text TEXT)") == (
+        f"cannot use history {tmp_path / 'h.sqlite'}: not a check_itop_backup history "
+        "(it has other tables: notes)")
 
 
 def test_our_version_without_our_tables_is_damaged(tmp_path):
-    path = tmp_path / "h.sqlite"
-    with contextlib.closing(sqlite3.connect(path)) as connection:
-        connection.execute("PRAGMA user_version = 1")
-
-    with pytest.raises(HistoryError) as refused:
-        History.open(str(path))
-
-    assert str(refused.value) == (f"cannot use history {path}: tables archives, runs, tickets, verifications "
-                                  "are missing (not a check_itop_backup history, or damaged)")
+    assert refusal(tmp_path / "h.sqlite", "PRAGMA user_version = 1") == (
+        f"cannot use history {tmp_path / 'h.sqlite'}: tables archives, runs, tickets, verifications "
+        "are missing (not a check_itop_backup history, or damaged)")
 
 
 def test_a_parent_that_is_a_file_is_named(tmp_path):
