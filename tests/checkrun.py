@@ -64,11 +64,13 @@ def run_check(*argv: str) -> CheckRun:
 
 
 def place_archive(path: Path, mtime: datetime, size: int | None = None) -> Path:
-    """Put a copy of the real iTop archive (or *size* zero bytes) at *path*, modified at *mtime*."""
+    """Put a copy of the real iTop archive (or *size* zero bytes, a sparse file: nothing written)
+    at *path*, modified at *mtime*."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if size is None:
         shutil.copyfile(ITOP_ARCHIVE, path)
     else:
-        path.write_bytes(b"\0" * size)
+        with open(path, "wb") as zeros:
+            zeros.truncate(size)
     os.utime(path, (mtime.timestamp(), mtime.timestamp()))
     return path

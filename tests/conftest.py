@@ -21,6 +21,32 @@ DATA = Path(__file__).parent / "data"
 ITOP_ARCHIVE = DATA / "itop-2026-11-26.tar.gz"
 
 
+# With pytest-xdist (-n 2), each file runs on one worker (its module fixtures are built once),
+# and the tests that run restores share one: a restore drops the scratch objects no live run
+# holds, which the kill -9 tests leave on purpose and others count.
+RESTORE_FILES = {"tests/test_restore.py", "tests/test_restore_recovery.py", "tests/test_restore_rights.py",
+                 "tests/test_progress.py", "tests/test_hostile_dumps.py"}
+RESTORE_TESTS = {
+    "tests/test_timeouts.py::test_a_restore_from_a_server_that_never_answers_ends_at_its_timeout",
+    "tests/test_timeouts.py::test_a_restore_out_of_time_drops_its_scratch_database",
+    "tests/test_hostile_archives.py::test_restore_refuses_the_looping_archive_before_touching_anything",
+}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Schedule by file, the restore tests as one file (see RESTORE_FILES)."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class RestoresTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            if path in RESTORE_FILES or nodeid.split("[", 1)[0] in RESTORE_TESTS:
+                return "restores"
+            return path
+
+    return RestoresTogether(config, log)
+
+
 @pytest.fixture(autouse=True)
 def fresh_nagiosplugin_runtime():
     """nagiosplugin's Runtime is a process-wide singleton: give every test a new one."""

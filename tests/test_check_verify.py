@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import gzip
+import io
 import os
 import sqlite3
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from tests.archive_corpus import END_OF_ARCHIVE, gzip_members, header, itop_member, itop_tar, member
+from check_itop_backup.archive import inspect
+from tests.archive_corpus import gzip_members, itop_member, itop_tar
 from tests.checkrun import place_archive, run_check
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -121,17 +123,24 @@ def test_a_table_that_vanished_since_the_previous_verified_archive_is_a_warning(
                                "itop-2026-11-25_23_30.tar.gz: brand")
 
 
-def test_a_timeout_while_verifying_is_unknown_naming_the_stage_and_caches_nothing(tmp_path):
-    # 64 GiB of zeros in 66 MB: more than any machine inflates in half a second.
-    zeros = gzip.compress(bytes(64 << 20), compresslevel=9, mtime=0)
-    big = 64 << 30
-    place(tmp_path / NAME, gzip_members(member("config-itop.php", itop_member("config-itop.php"))
-                                        + header("production-modules/zeros.bin", big))
-          + zeros * (big // (64 << 20)) + gzip_members(member("itop-dump.sql", itop_member("itop-dump.sql"))
-                                                       + END_OF_ARCHIVE))
+class _StallingArchive(io.FileIO):
+    """An archive on a stalled disk: past its magic number, a read does not return for a minute."""
 
+    def read(self, size: int = -1) -> bytes:
+        if self.tell() >= 4:
+            time.sleep(60)
+        return super().read(size)
+
+
+def test_a_timeout_while_verifying_is_unknown_naming_the_stage_and_caches_nothing(tmp_path, monkeypatch):
+    place_archive(tmp_path / NAME, WRITTEN)
+    monkeypatch.setattr(inspect, "open", lambda path, mode, buffering=-1: _StallingArchive(path, mode),
+                        raising=False)
+
+    started = time.monotonic()
     timed_out = check(tmp_path, "--verify", "dump", "--timeout", "0.5")
 
+    assert time.monotonic() - started < 30  # the alarm ended the stalled read
     assert timed_out.exit_code == 3
     assert timed_out.stdout == (f"ITOP_BACKUP UNKNOWN - timed out after 0.5s while verifying {NAME} "
                                 "at dump level\n")

@@ -160,6 +160,11 @@ def test_series_and_count_filter_the_events(tmp_path):
     assert history_cli("--history", history, "--series", "nowhere").stdout == "(nothing recorded yet)\n"
 
 
+def next_second() -> None:
+    """Sleep into the next second of the clock (not a whole second)."""
+    time.sleep(1.01 - time.time() % 1)
+
+
 def test_a_history_written_only_by_the_runner_shows_its_runs(tmp_path, mariadb_database, capsys):
     settings, database = mariadb_database
     execute(settings, database, "CREATE TABLE ticket (id INT PRIMARY KEY, title VARCHAR(80))",
@@ -170,11 +175,11 @@ def test_a_history_written_only_by_the_runner_shows_its_runs(tmp_path, mariadb_d
     (tmp_path / "wrong").write_text("not-the-password\n")
 
     first = run_cli("--itop-config", str(config), "-f", target, "--history", str(history))
-    time.sleep(1.1)  # the archive names hold the second, and a run never replaces an archive
+    next_second()  # the archive names hold the second, and a run never replaces an archive
     failed = run_cli("--itop-config", str(config), "-f", target, "--history", str(history),
                      "--db-password-file", str(tmp_path / "wrong"))
     execute(settings, database, "INSERT INTO ticket VALUES (2, 'second, a longer title')")
-    time.sleep(1.1)  # the archive names hold the second
+    next_second()
     second = run_cli("--itop-config", str(config), "-f", target, "--history", str(history))
     capsys.readouterr()
     events = as_json("--history", history, "--itop-config", config)

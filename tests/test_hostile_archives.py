@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from check_itop_backup.archive.inspect import INFLATE_SIZE
 from tests.archive_corpus import (
     END_OF_ARCHIVE,
     HOSTILE,
@@ -41,6 +42,13 @@ from tests.test_restore import BACKUP, server_options
 PROBE = [sys.executable, "-m", "check_itop_backup"]
 TIME_BOUND = 30  # seconds; the looping archive used to run (and grow) for ever
 MEMORY_BOUND = 64 << 10  # kB of RSS beyond the same command on the real archive
+# Memory per item is shown by growth: the same command on a small and a 4x larger count, each
+# archive large enough for its buffers to be full-sized. Keeping every item would cost ~100 bytes
+# a table name (7 MB for the 75000 more), ~500 bytes a member (30 MB for 60000); bounded, the
+# growth is under 1 MB.
+TABLES = (25_000, 100_000)
+MEMBERS = (20_000, 80_000)
+MEMORY_PER_ITEMS_BOUND = 3 << 10  # kB
 _MEASURED = """
 import resource, subprocess, sys
 status = subprocess.run(sys.argv[1:]).returncode
@@ -170,29 +178,47 @@ def _write_gzip(path: Path, parts) -> Path:
     return path
 
 
-def test_half_a_million_members_verify_in_bounded_memory(tmp_path, baseline):
+def assert_no_memory_per_item(small: Finished, large: Finished, items: int, cost: str) -> None:
+    """*large* holds *items* more items than *small*; keeping each would cost *cost* (~100 bytes)."""
+    extra = large.peak_rss_kb - small.peak_rss_kb
+    assert extra < MEMORY_PER_ITEMS_BOUND, (
+        f"{extra} kB more for {items} more items: memory grows with them ({cost} each if kept)")
+
+
+def _many_members(path: Path, count: int) -> Path:
     empty = header("production-modules/" + "m" * 80)
 
     def parts():
         yield member("config-itop.php", itop_member("config-itop.php"))
-        for _ in range(50):
-            yield empty * 10_000
+        for start in range(0, count, 10_000):
+            yield empty * min(10_000, count - start)
         yield member("itop-dump.sql", itop_member("itop-dump.sql")) + END_OF_ARCHIVE
 
-    verified = verify(_write_gzip(tmp_path / NAME, parts()), "-v")
+    return _write_gzip(path, parts())
 
-    assert verified.status == 0
-    assert "  container: tar.gz, 1 gzip member; 500002 members" in verified.stdout.splitlines()
-    assert "    and 495002 more members, not listed" in verified.stdout.splitlines()
+
+def test_members_beyond_those_listed_cost_no_memory_in_verify(tmp_path, baseline):
+    fewer, count = MEMBERS
+    (tmp_path / "small").mkdir()
+    small = verify(_many_members(tmp_path / "small" / NAME, fewer), "-v")
+    verified = verify(_many_members(tmp_path / NAME, count), "-v")
+
+    assert (small.status, verified.status) == (0, 0)
+    assert f"  container: tar.gz, 1 gzip member; {count + 2} members" in verified.stdout.splitlines()
+    assert f"    and {count + 2 - 5000} more members, not listed" in verified.stdout.splitlines()
+    assert_no_memory_per_item(small, verified, count - fewer, "a Member")
     assert_within_memory_bound(verified, baseline["verify"])
 
 
-def test_a_million_create_table_statements_cost_bounded_memory_in_verify_the_probe_and_the_history(
-        tmp_path, baseline, private_history):
+def _many_tables(directory: Path, count: int) -> Path:
+    """An archive whose dump creates *count* tables, padded past INFLATE_SIZE by one long INSERT
+    line: the pieces inflated are then as large (4 MiB) whatever *count*, and only what is kept
+    per table can make the peak memory differ."""
     def parts():
         yield member("config-itop.php", itop_member("config-itop.php"))
         dump = [b"-- MariaDB dump\n"] + [b"CREATE TABLE `t%d` (id int);\n" % number
-                                       for number in range(1_000_000)]
+                                       for number in range(count)]
+        dump.append(b"INSERT INTO `t0` VALUES (" + b"0," * (INFLATE_SIZE // 2) + b"0);\n")
         dump.append(b"-- Dump completed on 2026-11-26 23:34:00\n")
         size = sum(map(len, dump))
         yield header("itop-dump.sql", size)
@@ -200,22 +226,32 @@ def test_a_million_create_table_statements_cost_bounded_memory_in_verify_the_pro
             yield b"".join(dump[start:start + 100_000])
         yield bytes(-size % 512) + END_OF_ARCHIVE
 
-    archive = _write_gzip(tmp_path / NAME, parts())
+    directory.mkdir(exist_ok=True)
+    return _write_gzip(directory / NAME, parts())
 
-    verified = verify(archive)
-    probed = probe(tmp_path)
-    probed_again = probe(tmp_path)  # reads the verification back from the history
 
-    assert verified.status == 0
-    assert "  tables: 1000000" in verified.stdout.splitlines()
-    assert (probed.status, probed_again.status) == (0, 0)
+def test_create_table_statements_cost_no_memory_each_in_verify_the_probe_and_the_history(
+        tmp_path, baseline, private_history, monkeypatch):
+    fewer, count = TABLES
+    runs = {}
+    for tables, directory in ((fewer, tmp_path / "small"), (count, tmp_path)):
+        monkeypatch.setenv("CHECK_ITOP_BACKUP_HISTORY", str(directory / "history.sqlite"))
+        archive = _many_tables(directory, tables)
+        runs[tables] = (verify(archive), probe(directory),
+                       probe(directory))  # the second probe reads the verification back from the history
+    verified, probed, probed_again = runs[count]
+
+    assert [finished.status for finished in runs[fewer] + runs[count]] == [0] * 6
+    assert f"  tables: {count}" in verified.stdout.splitlines()
     assert probed_again.stdout == probed.stdout
+    for small, large in zip(runs[fewer], runs[count]):
+        assert_no_memory_per_item(small, large, count - fewer, "a table name")
     assert_within_memory_bound(verified, baseline["verify"])
     assert_within_memory_bound(probed, baseline["probe"])
     assert_within_memory_bound(probed_again, baseline["probe"])
     with sqlite3.connect(private_history) as history:
         (stored,) = history.execute("SELECT length(details) FROM verifications").fetchone()
-    assert stored < 100_000  # the first 5000 table names and the count, not a million names
+    assert stored < 100_000  # the first 5000 table names and the count, not 100000 names
 
 
 def test_a_zip_symlink_with_a_huge_target_is_critical_without_reading_it(tmp_path, baseline):

@@ -90,7 +90,7 @@ def test_tests_run_from_the_unpacked_sdist_pass(sdist):
     assert imported.stdout.strip() == str(unpacked / "check_itop_backup" / "__init__.py")
     closing = tested.stdout.strip().splitlines()[-1]
     assert tested.returncode == 0, tested.stdout[-3000:]
-    assert re.fullmatch(r"\d+ passed, \d+ deselected in .*", closing), closing
+    assert re.fullmatch(r"\d+ passed(, \d+ deselected)? in .*", closing), closing  # xdist counts none
 
 
 def test_the_systemd_units_link_to_no_page_that_does_not_exist():

@@ -34,7 +34,7 @@ def on_a_terminal(argv: list) -> tuple[int, str]:
 
 def stalled(command: str, archive, settings, bindir, *extra: str) -> list:
     return BACKUP + [command, archive, *server_options(settings), "--mysql-bindir", bindir,
-                     "--timeout", "3", *extra]
+                     "--timeout", "2", *extra]
 
 
 def test_restore_draws_its_progress_on_a_terminal_and_erases_it(runner_archive, new_database,  # noqa: F811
@@ -50,8 +50,8 @@ def test_restore_draws_its_progress_on_a_terminal_and_erases_it(runner_archive, 
     assert re.search(rf"\rrestoring b\.tar\.gz: \d+% \([\d.]+ [KM]?i?B {of_size}\ds elapsed\x1b\[K", drawn), \
         repr(drawn)
     erased, _, error = drawn.rpartition("\r\x1b[K")
-    assert erased and error.startswith("itop-backup restore: timed out after 3s while loading b.tar.gz")
-    assert piped.stderr.startswith("itop-backup restore: timed out after 3s") and "\r" not in piped.stderr
+    assert erased and error.startswith("itop-backup restore: timed out after 2s while loading b.tar.gz")
+    assert piped.stderr.startswith("itop-backup restore: timed out after 2s") and "\r" not in piped.stderr
 
 
 def test_a_test_restore_draws_its_progress_on_a_terminal(runner_archive, tmp_path):  # noqa: F811
@@ -62,7 +62,7 @@ def test_a_test_restore_draws_its_progress_on_a_terminal(runner_archive, tmp_pat
 
     assert status == 1
     assert re.search(r"\rtest-restoring b\.tar\.gz: \d+% \(", drawn), repr(drawn)
-    assert drawn.rpartition("\r\x1b[K")[2].startswith("itop-backup verify: timed out after 3s while loading "
+    assert drawn.rpartition("\r\x1b[K")[2].startswith("itop-backup verify: timed out after 2s while loading "
                                                       "b.tar.gz into cib_scratch_")
 
 

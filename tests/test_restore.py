@@ -19,6 +19,7 @@ from check_itop_backup.cli.backup import backup_main
 from tests.archive_corpus import itop_tar, member
 from tests.checkrun import run_check
 from tests.conftest import ITOP_ARCHIVE
+from tests.proc import Process, parents, processes
 from tests.test_runner import checksums, execute, populate, write_itop
 
 BACKUP = [sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main; backup_main()"]
@@ -247,30 +248,18 @@ def test_a_failing_dump_names_its_statement_leaves_the_target_and_drops_the_scra
     assert left_scratch(settings) <= scratch_before
 
 
-def process_running(marker: str, ancestor: int) -> dict[int, list[bytes]]:
-    """{pid: argv} of the descendants of *ancestor* whose command line holds *marker* (other tests
-    run beside); each command line is read once, so a process that execs meanwhile is seen whole."""
-    found, parents = {}, {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    argv = handle.read().split(b"\0")
-            except OSError:
-                continue
-            if any(marker.encode() in arg for arg in argv):
-                found[int(entry)] = argv
+def process_running(marker: str, ancestor: int) -> dict[int, Process]:
+    """The descendants of *ancestor* whose command line holds *marker* (other tests run beside)."""
+    found, parent_of = processes(marker), parents()
 
     def descends(pid: int) -> bool:
         while pid > 1:
-            pid = parents.get(pid, 0)
+            pid = parent_of.get(pid, 0)
             if pid == ancestor:
                 return True
         return False
 
-    return {pid: argv for pid, argv in found.items() if descends(pid)}
+    return {pid: seen for pid, seen in found.items() if descends(pid)}
 
 
 @pytest.fixture
@@ -294,10 +283,9 @@ def test_sigterm_mid_load_drops_the_scratch_and_the_password_is_on_no_command_li
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     clients, scratch = loading_clients(process)
-    for pid, argv in clients.items():
-        assert not any(PASSWORD.encode() in arg for arg in argv)
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            assert PASSWORD.encode() not in handle.read()
+    for seen in clients.values():
+        assert PASSWORD.encode() not in b"\0".join(seen.argv)
+        assert PASSWORD.encode() not in seen.environ
     with pymysql.connect(**settings) as connection, connection.cursor() as cursor:
         while time.monotonic() < deadline:  # mid-load: some tables are there
             cursor.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
@@ -315,25 +303,33 @@ def test_sigterm_mid_load_drops_the_scratch_and_the_password_is_on_no_command_li
     assert wait_until_gone(clients) == []
 
 
+def mysql_client() -> str:
+    """The path of the real mysql client (mariadb or mysql)."""
+    return subprocess.run(["sh", "-c", "command -v mariadb || command -v mysql"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
 def stalling_client(tmp_path):
     """A bin directory whose mysql client takes the first 20 kB of the dump, then stalls for a minute."""
-    client = subprocess.run(["sh", "-c", "command -v mariadb || command -v mysql"], capture_output=True,
-                            text=True, check=True).stdout.strip()
+    client = mysql_client()
     return fake_client(tmp_path, f'[ "$2" = --help ] && exec "{client}" "$@"\n'
                                  f'( head -c 20000; sleep 60 ) | "{client}" "$@"\n')
 
 
 def loading_clients(process, seconds=20.0):
-    """Wait for *process* to start its mysql client (the wrapper script's shells and the client
-    itself, once it has exec'd); return {pid: argv} of them all and the database loaded."""
+    """Wait for *process* to start the real mysql client (the wrapper script and its forks carry
+    the same arguments, but only an exec'd client has its final ones); return every process
+    carrying them, as read then, and the database loaded."""
+    client = os.path.realpath(mysql_client())
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         clients = process_running("--database=cib_", process.pid)
-        execed = [argv for argv in clients.values() if os.path.basename(argv[0]) in (b"mysql", b"mariadb")]
-        if execed:
-            [database] = [arg[len(b"--database="):] for arg in execed[0] if arg.startswith(b"--database=")]
-            return clients, database.decode()
-        time.sleep(0.1)
+        loading = [seen for seen in clients.values() if seen.exe == client]
+        if loading:
+            [database] = [arg.split(b"=", 1)[1].decode() for arg in loading[0].argv
+                          if arg.startswith(b"--database=")]
+            return clients, database
+        time.sleep(0.05)
     raise AssertionError("the client never started")
 
 

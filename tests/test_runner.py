@@ -20,6 +20,7 @@ import pymysql
 import pytest
 
 from check_itop_backup.cli.backup import backup_main
+from tests.proc import processes
 
 RUN = [sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main; backup_main()", "run"]
 PASSWORD = "pa'ss\"w#rd\\ x"  # quotes, hash, backslash, space: what breaks naive option files
@@ -178,17 +179,15 @@ def slow_bindir(tmp_path, pause):
 
 
 def dump_processes(marker):
-    """Return {pid: argv} of running processes whose argv holds *marker*."""
-    found = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            continue
-        if any(marker.encode() in arg for arg in argv) and b"--defaults-extra-file" in b" ".join(argv):
-            found[int(pid)] = argv
-    return found
+    """The running processes whose argv holds *marker* and a --defaults-extra-file, as read once."""
+    return {pid: seen for pid, seen in processes(marker).items()
+            if b"--defaults-extra-file" in b" ".join(seen.argv)}
+
+
+def blocked_on_a_lock(pid: int) -> bool:
+    """Whether process *pid* waits for a lock (a ``->`` line of /proc/locks)."""
+    with open("/proc/locks") as locks:
+        return any(fields[1] == "->" and fields[5] == str(pid) for fields in map(str.split, locks))
 
 
 def wait_for(predicate, timeout=20.0):
@@ -216,11 +215,10 @@ def test_the_password_is_on_no_command_line_or_environment_of_the_running_mysqld
              "--history", str(tmp_path / "h.sqlite")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         running = wait_for(lambda: dump_processes(f"--user={user}"))
-        for pid, argv in running.items():
-            assert not any(PASSWORD.encode() in arg for arg in argv)
-            assert any(arg.startswith(b"--defaults-extra-file=/dev/fd/") for arg in argv)
-            with open(f"/proc/{pid}/environ", "rb") as handle:
-                assert PASSWORD.encode() not in handle.read()
+        for seen in running.values():
+            assert not any(PASSWORD.encode() in arg for arg in seen.argv)
+            assert any(arg.startswith(b"--defaults-extra-file=/dev/fd/") for arg in seen.argv)
+            assert PASSWORD.encode() not in seen.environ
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
         assert PASSWORD.encode() not in out + err
@@ -299,7 +297,7 @@ def test_two_runs_never_overlap_and_wait_queues_the_second(itop, capsys):
         assert run_cli(*argv) == 1
         assert "another itop-backup run holds" in capsys.readouterr().err
         waiting = subprocess.Popen([*RUN, *argv, "--wait"], stderr=subprocess.PIPE)
-        time.sleep(1.5)
+        wait_for(lambda: blocked_on_a_lock(waiting.pid))
         assert waiting.poll() is None and not (target / "a.tar.gz").exists()
     assert waiting.wait(timeout=60) == 0
     assert (target / "a.tar.gz").exists()

@@ -68,11 +68,11 @@ def test_a_history_locked_by_another_writer_ends_the_probe_at_its_timeout(tmp_pa
     holder = sqlite3.connect(private_history, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer, in the middle of its transaction
     try:
-        status, out, err, seconds = run(probe + ["-t", "2"])
+        status, out, err, seconds = run(probe + ["-t", "1"])
     finally:
         holder.close()
 
-    assert (status, out, err) == (3, f"ITOP_BACKUP UNKNOWN - timed out after 2s while writing the "
+    assert (status, out, err) == (3, f"ITOP_BACKUP UNKNOWN - timed out after 1s while writing the "
                                      f"history {private_history}\n", "")
     assert seconds < 15  # SQLite's own busy timeout is 20 s
     assert archive.exists()
@@ -82,9 +82,9 @@ def test_a_stall_the_alarm_cannot_interrupt_is_ended_by_the_watchdog(tmp_path):
     fifo = tmp_path / "config-itop.php"
     os.mkfifo(fifo)  # no writer ever comes: open() waits for good
 
-    status, out, err, seconds = run(PROBE + ["--itop-config", fifo, "-t", "1"], block_alarm=True)
+    status, out, err, seconds = run(PROBE + ["--itop-config", fifo, "-t", "0.5"], block_alarm=True)
 
-    assert (status, out, err) == (3, "ITOP_BACKUP UNKNOWN - timed out after 1s while reading the "
+    assert (status, out, err) == (3, "ITOP_BACKUP UNKNOWN - timed out after 0.5s while reading the "
                                      "configuration\n", "")
     assert seconds < 15
 
@@ -93,19 +93,20 @@ def test_the_watchdog_answers_in_json_too(tmp_path):
     fifo = tmp_path / "config-itop.php"
     os.mkfifo(fifo)
 
-    status, out, _, _ = run(PROBE + ["--itop-config", fifo, "-t", "1", "--format", "json"], block_alarm=True)
+    status, out, _, _ = run(PROBE + ["--itop-config", fifo, "-t", "0.5", "--format", "json"],
+                            block_alarm=True)
 
     assert status == 0  # Zabbix reads the state from the JSON object
-    assert out.startswith('{"state": "UNKNOWN", "exit_code": 3, "message": "timed out after 1s while '
+    assert out.startswith('{"state": "UNKNOWN", "exit_code": 3, "message": "timed out after 0.5s while '
                           'reading the configuration"') and out.count("\n") == 1
 
 
 def test_a_server_that_never_answers_ends_the_run_at_its_timeout(tmp_path, silent_server, private_history):
     status, out, err, seconds = run(BACKUP + ["run", "-q", "--db-host", f"127.0.0.1:{silent_server}",
-                                              "--db-name", "itop", "-f", tmp_path / "itop", "--timeout", "3"])
+                                              "--db-name", "itop", "-f", tmp_path / "itop", "--timeout", "1"])
 
     assert (status, out) == (1, "")
-    assert err == ("itop-backup run: timed out after 3s while asking the database server 127.0.0.1 "
+    assert err == ("itop-backup run: timed out after 1s while asking the database server 127.0.0.1 "
                    "about itop\n")
     assert seconds < 30
     assert sorted(os.listdir(tmp_path)) == [".itop-backup.lock", "history.sqlite"]
@@ -113,7 +114,7 @@ def test_a_server_that_never_answers_ends_the_run_at_its_timeout(tmp_path, silen
 
 def test_the_connection_itself_times_out_when_the_alarm_is_held_back(tmp_path, silent_server):
     status, _, err, seconds = run(BACKUP + ["run", "-q", "--db-host", f"127.0.0.1:{silent_server}",
-                                            "--db-name", "itop", "-f", tmp_path / "itop", "--timeout", "3"],
+                                            "--db-name", "itop", "-f", tmp_path / "itop", "--timeout", "1"],
                                   block_alarm=True)
 
     assert (status, err) == (1, f"itop-backup run: cannot connect to the database server 127.0.0.1:"
@@ -126,10 +127,10 @@ def test_a_restore_from_a_server_that_never_answers_ends_at_its_timeout(tmp_path
     archive = place_archive(tmp_path / "itop.tar.gz", datetime(2026, 11, 26, 23, 40))
 
     status, out, err, seconds = run(BACKUP + ["restore", archive, "--db-host", f"127.0.0.1:{silent_server}",
-                                              "--db-name", "itop", "--timeout", "3"])
+                                              "--db-name", "itop", "--timeout", "1"])
 
     assert (status, out) == (1, "")
-    assert err.startswith("itop-backup restore: timed out after 3s while ") and err.count("\n") == 1
+    assert err.startswith("itop-backup restore: timed out after 1s while ") and err.count("\n") == 1
     assert seconds < 30
 
 
@@ -141,9 +142,9 @@ def test_a_run_out_of_time_leaves_no_archive_and_is_recorded_failed(tmp_path, ma
     status, out, err, seconds = run(BACKUP + [
         "run", "-q", "--db-host", f"{settings['host']}:{settings['port']}", "--db-user", settings["user"],
         "--db-name", database, "-f", target / "itop", "--mysql-bindir", slow_bindir(tmp_path, 60),
-        "--timeout", "3"])
+        "--timeout", "2"])
 
-    message = f"timed out after 3s while dumping {database} into {target}"
+    message = f"timed out after 2s while dumping {database} into {target}"
     assert (status, out, err) == (1, "", f"itop-backup run: {message}\n")
     assert seconds < 30
     assert os.listdir(target) == [".itop-backup.lock"]  # neither an archive nor a temporary
@@ -160,10 +161,10 @@ def test_a_restore_out_of_time_drops_its_scratch_database(runner_archive, new_da
 
     status, out, err, seconds = run(BACKUP + [
         "restore", archive, "--db-host", f"{settings['host']}:{settings['port']}", "--db-user",
-        settings["user"], "--db-name", new_database, "--mysql-bindir", bindir, "--timeout", "3"])
+        settings["user"], "--db-name", new_database, "--mysql-bindir", bindir, "--timeout", "2"])
 
     assert (status, out) == (1, "")
-    assert err.startswith("itop-backup restore: timed out after 3s while loading b.tar.gz into ")
+    assert err.startswith("itop-backup restore: timed out after 2s while loading b.tar.gz into ")
     assert err.count("\n") == 1
     assert seconds < 30
     assert left_scratch(settings) <= before  # no scratch database left
