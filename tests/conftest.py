@@ -21,15 +21,16 @@ DATA = Path(__file__).parent / "data"
 ITOP_ARCHIVE = DATA / "itop-2026-11-26.tar.gz"
 
 
-# With pytest-xdist (-n 2), each file runs on one worker (its module fixtures are built once),
-# and the tests that run restores share one: a restore drops the scratch objects no live run
-# holds, which the kill -9 tests leave on purpose and others count.
-RESTORE_FILES = {"tests/test_restore.py", "tests/test_restore_recovery.py", "tests/test_restore_rights.py",
-                 "tests/test_progress.py", "tests/test_hostile_dumps.py"}
+# With pytest-xdist (-n 3 in setup.cfg; -n 0 for one process), each file runs on one worker
+# (its module fixtures are built once), and the tests that run restores share one: a restore
+# drops the scratch objects no live run holds, which the kill -9 tests leave on purpose and
+# others count.
+RESTORE_FILES = {"tests/backup/test_restore.py", "tests/database/test_recovery.py",
+                 "tests/backup/test_inplace.py", "tests/cli/test_progress.py", "tests/database/test_load.py"}
 RESTORE_TESTS = {
-    "tests/test_timeouts.py::test_a_restore_from_a_server_that_never_answers_ends_at_its_timeout",
-    "tests/test_timeouts.py::test_a_restore_out_of_time_drops_its_scratch_database",
-    "tests/test_hostile_archives.py::test_restore_refuses_the_looping_archive_before_touching_anything",
+    "tests/cli/test_timeouts.py::test_a_restore_from_a_server_that_never_answers_ends_at_its_timeout",
+    "tests/cli/test_timeouts.py::test_a_restore_out_of_time_drops_its_scratch_database",
+    "tests/cli/test_hostile_archives.py::test_restore_refuses_the_looping_archive_before_touching_anything",
 }
 
 

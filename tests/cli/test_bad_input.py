@@ -277,7 +277,7 @@ def test_ctrl_c_ends_the_probe_unknown_in_one_line(tmp_path):
 
 def test_ctrl_c_ends_a_run_in_one_line_leaving_no_archive_and_recording_the_run(
         tmp_path, mariadb_database, private_history):
-    from tests.test_runner import slow_bindir
+    from tests.backup.test_run import slow_bindir
 
     settings, database = mariadb_database
     target = tmp_path / "backups"

@@ -20,9 +20,9 @@ from datetime import datetime
 
 import pytest
 
+from tests.backup.test_restore import databases, left_scratch, runner_archive, stalling_client  # noqa: F401 - a fixture
+from tests.backup.test_run import slow_bindir
 from tests.checkrun import place_archive
-from tests.test_restore import databases, left_scratch, runner_archive, stalling_client  # noqa: F401 - a fixture
-from tests.test_runner import slow_bindir
 
 PROBE = [sys.executable, "-c", "from check_itop_backup.cli.check import check_main; check_main()"]
 BACKUP = [sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main; backup_main()"]

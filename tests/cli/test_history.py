@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from check_itop_backup.history import ENV_VAR, MIGRATIONS
+from tests.backup.test_run import execute, run_cli, write_itop
 from tests.checkrun import ITOP_ARCHIVE, place_archive, run_check
-from tests.test_check_tickets import write_params
-from tests.test_runner import execute, run_cli, write_itop
+from tests.cli.test_check_tickets import write_params
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=PARIS)  # the Thursday 23:30 backup is due
@@ -229,6 +229,6 @@ def history_of_module_fixtures() -> str:
 
 def test_fixtures_set_up_before_a_test_get_a_private_history_too(history_of_module_fixtures, tmp_path):
     # A module-scoped fixture runs before the per-test history is set: it used to probe with
-    # the real /var/lib/check_itop_backup/history.sqlite (tests/test_hostile_archives.py).
+    # the real /var/lib/check_itop_backup/history.sqlite (tests/cli/test_hostile_archives.py).
     assert history_of_module_fixtures.startswith(str(tmp_path.parent))
     assert not history_of_module_fixtures.startswith("/var/lib")

@@ -35,9 +35,9 @@ from tests.archive_corpus import (
     member,
     zip_of_empty_members,
 )
+from tests.backup.test_restore import BACKUP, server_options
 from tests.checkrun import place_archive
-from tests.test_check_verify import NAME, NOW, WRITTEN, check, place
-from tests.test_restore import BACKUP, server_options
+from tests.cli.test_check_verify import NAME, NOW, WRITTEN, check, place
 
 PROBE = [sys.executable, "-m", "check_itop_backup"]
 TIME_BOUND = 30  # seconds; the looping archive used to run (and grow) for ever

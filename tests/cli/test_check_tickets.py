@@ -250,7 +250,7 @@ def test_an_ok_run_without_an_open_ticket_does_not_import_requests(tmp_path, ito
 
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                               env={"CHECK_ITOP_BACKUP_HISTORY": str(tmp_path / "history.sqlite"),
-                                   "PATH": "/usr/bin:/bin"}, cwd=Path(__file__).parent.parent)
+                                   "PATH": "/usr/bin:/bin"}, cwd=Path(__file__).parents[2])
 
     assert finished.stdout.splitlines()[-1] == "exit 0 False"
     assert itop.requests == []

@@ -23,9 +23,9 @@ from check_itop_backup.archive.inspect import verify_archive
 from check_itop_backup.archive.layout import PAX_GLOBAL_NAME
 from check_itop_backup.archive.tar import parse_header, pax_records
 from check_itop_backup.archive.writer import PAX_GLOBAL_TYPE, TarGzWriter, pax_record
-from tests.test_restore import runner_archive, tiny_dump  # noqa: F401 - a fixture
+from tests.backup.test_restore import runner_archive, tiny_dump  # noqa: F401 - a fixture
 
-ITOP_RESTORE_FILES = Path(__file__).parent / "data" / "itop" / "restore_files.php"
+ITOP_RESTORE_FILES = Path(__file__).parents[1] / "data" / "itop" / "restore_files.php"
 STANDARD_FILES = ("config-itop.php", "itop-dump.sql", "production-modules", "delta.xml")
 EXTRA_FILE = "collectors/ldap/conf/params.local.xml"
 DUMP = tiny_dump()

@@ -36,7 +36,7 @@ from check_itop_backup.cli.check import build_check_parser
 from check_itop_backup.itop.schedule import EVERY_DAY, Schedule
 from tests.checkrun import ITOP_ARCHIVE, place_archive, run_check
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 CONTRIB = ROOT / "contrib"
 PACKAGES = {"icinga2": "icinga2-bin", "nagios4": "nagios4-core", "systemd-analyze": "systemd",
             "php": "php-cli php-mbstring", "zabbix_agentd": "zabbix-agent"}
@@ -467,7 +467,7 @@ def test_the_zabbix_60_frontend_import_code_accepts_the_template():
     template = zabbix_template()
     (rule,) = template["discovery_rules"]
 
-    run = subprocess.run([php, str(Path(__file__).parent / "zabbix_import_check.php"), str(ZABBIX_UI),
+    run = subprocess.run([php, str(Path(__file__).parents[1] / "zabbix_import_check.php"), str(ZABBIX_UI),
                           str(ZABBIX_DIR / "template_itop_backup.yaml")], capture_output=True, text=True,
                          check=False)
 

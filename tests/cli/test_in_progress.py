@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.backup.test_run import populate, run_cli, write_itop
 from tests.checkrun import place_archive, run_check
-from tests.test_check_tickets import PASSWORD, write_params
-from tests.test_runner import populate, run_cli, write_itop
+from tests.cli.test_check_tickets import PASSWORD, write_params
 
 PARIS = ZoneInfo("Europe/Paris")
 FRIDAY_EVENING = datetime(2026, 11, 27, 23, 35, tzinfo=PARIS)  # Friday's 23:30 backup runs, Thursday's due

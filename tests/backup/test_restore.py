@@ -17,10 +17,10 @@ import pytest
 
 from check_itop_backup.cli.backup import backup_main
 from tests.archive_corpus import itop_tar, member
+from tests.backup.test_run import checksums, execute, populate, write_itop
 from tests.checkrun import run_check
 from tests.conftest import ITOP_ARCHIVE
 from tests.proc import Process, parents, processes
-from tests.test_runner import checksums, execute, populate, write_itop
 
 BACKUP = [sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main; backup_main()"]
 PASSWORD = "r3st'o\"re #pw\\ x"

@@ -12,8 +12,7 @@ import pymysql
 import pytest
 
 from tests.archive_corpus import itop_tar
-from tests.checkrun import run_check
-from tests.test_restore import (
+from tests.backup.test_restore import (
     cli,
     databases,
     execute,
@@ -23,6 +22,7 @@ from tests.test_restore import (
     tiny_dump,
     write_archive,
 )
+from tests.checkrun import run_check
 
 
 def tables(settings, database):

@@ -17,9 +17,7 @@ import pytest
 from check_itop_backup.archive.extract import StagedFiles
 from check_itop_backup.backup.restore import RestoreError, SwapResult, _place
 from tests.archive_corpus import itop_tar
-from tests.checkrun import ITOP_ARCHIVE, run_check
-from tests.test_hostile_dumps import load_accounts, tables
-from tests.test_restore import (
+from tests.backup.test_restore import (
     BACKUP,
     PASSWORD,
     checksums,
@@ -33,6 +31,8 @@ from tests.test_restore import (
     tiny_dump,
     write_archive,
 )
+from tests.checkrun import ITOP_ARCHIVE, run_check
+from tests.database.test_load import load_accounts, tables
 
 
 def test_a_symlinked_conf_is_refused_before_the_database_is_replaced(runner_archive, new_database,  # noqa: F811

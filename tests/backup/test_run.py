@@ -122,7 +122,7 @@ def test_the_archive_holds_itop_members_in_order_and_restores_identical_tables(i
             "production-modules/mymod/module.mymod.php", "collectors/ldap/conf/params.local.xml",
             "itop-dump.sql"]
         assert archive.extractfile("config-itop.php").read() == config.read_bytes()
-        manifest = json.loads(archive.pax_headers["comment"])  # tests/test_manifest_placement.py
+        manifest = json.loads(archive.pax_headers["comment"])  # tests/archive/test_layout.py
         dump = archive.extractfile("itop-dump.sql").read()
     assert dump.rstrip().rsplit(b"\n", 1)[-1].startswith(b"-- Dump completed")
     assert manifest["dump"]["size"] == len(dump)

@@ -277,7 +277,7 @@ def test_itops_config_gives_the_default_location_schedule_and_timezone(tmp_path)
 
 def test_itops_sample_param_file_is_accepted_as_is(tmp_path):
     place_archive(tmp_path / "itop-2026-11-26_23_30.tar.gz", datetime(2026, 11, 26, 23, 34, tzinfo=PARIS))
-    distrib = Path(__file__).parent / "data" / "backup.params.distrib"
+    distrib = Path(__file__).parents[1] / "data" / "backup.params.distrib"
     small = tmp_path / "small.params"
     small.write_text("check_size_min = 2000000 # bytes, more than the sample archive\n")
 

@@ -10,7 +10,7 @@ import re
 import subprocess
 
 from check_itop_backup.units import format_size
-from tests.test_restore import BACKUP, runner_archive, server_options, stalling_client  # noqa: F401
+from tests.backup.test_restore import BACKUP, runner_archive, server_options, stalling_client  # noqa: F401
 
 
 def on_a_terminal(argv: list) -> tuple[int, str]:

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.backup.test_run import populate, write_itop
 from tests.checkrun import place_archive, run_check
-from tests.test_runner import populate, write_itop
 
 RUNNER = "from check_itop_backup.cli.backup import backup_main; backup_main()"
 PROBE = "from check_itop_backup.cli.check import check_main; check_main()"
@@ -74,7 +74,7 @@ def python():
     when every user can reach it, else (a pyenv build under a 0700 /root) a linked copy of its
     installation, finding this venv's packages and this checkout through PYTHONPATH."""
     env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8",
-           "PYTHONPATH": os.pathsep.join([*site.getsitepackages(), str(Path(__file__).parent.parent)])}
+           "PYTHONPATH": os.pathsep.join([*site.getsitepackages(), str(Path(__file__).parents[2])])}
     if reachable(sys.executable) and reachable(sys.base_prefix):
         yield sys.executable, env
         return

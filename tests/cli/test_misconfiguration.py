@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from check_itop_backup.cli.backup import SUBCOMMANDS, backup_main
+from tests.backup.test_run import write_itop
+from tests.check.test_trend import START, fill
 from tests.checkrun import ITOP_ARCHIVE, run_check
-from tests.test_runner import write_itop
-from tests.test_trend import START, fill
 
 PROBE = [sys.executable, "-m", "check_itop_backup"]
 BACKUP = [sys.executable, "-c", "from check_itop_backup.cli.backup import backup_main; backup_main()"]

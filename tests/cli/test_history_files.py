@@ -14,7 +14,7 @@ import pytest
 
 from check_itop_backup.history import MIGRATIONS
 from tests.checkrun import place_archive, run_check
-from tests.test_bad_input import run_backup_cli
+from tests.cli.test_bad_input import run_backup_cli
 
 
 def digest(path: Path) -> str:

@@ -12,6 +12,7 @@ import pytest
 
 from check_itop_backup.archive.dumpscan import DumpScanner
 from check_itop_backup.archive.inspect import verify_archive
+from check_itop_backup.archive.tar import parse_header
 from check_itop_backup.cli.backup import backup_main
 from tests.archive_corpus import (
     BROKEN,
@@ -188,22 +189,14 @@ def test_a_manifest_that_disagrees_with_the_dump_is_critical(tmp_path, tables, d
     assert (report.state, report.reason) == ("critical", reason)
 
 
-@pytest.mark.slow
-def test_a_member_over_8_gib_in_itops_12_digit_form_is_read(tmp_path):
+def test_a_member_over_8_gib_in_itops_12_digit_form_is_read():
+    # The walk skips a member by its parsed size whatever the size: the 12-digit field is what
+    # differs above 8 GiB (checked on the reader's header parser, not by inflating 8 GiB).
     size = 8 << 30
     big_header = header("production-modules/huge.bin", size)
     assert big_header[124:136] == b"100000000000"  # 12 octal digits, no NUL: iTop's form
-    zeros = gzip.compress(bytes(64 << 20), compresslevel=1, mtime=0)
-    path = tmp_path / "itop-huge.tar.gz"
-    with open(path, "wb") as output:
-        output.write(gzip_members(member("config-itop.php", itop_member("config-itop.php")) + big_header))
-        for _ in range(size // (64 << 20)):
-            output.write(zeros)
-        output.write(gzip_members(member("itop-dump.sql", itop_member("itop-dump.sql")) + END_OF_ARCHIVE))
-    report = verify_archive(str(path), "dump")
-    assert (report.state, report.reason) == ("ok", "itop-dump.sql complete (1.4 MiB, 220 tables), "
-                                                   "config-itop.php parses")
-    assert ("production-modules/huge.bin", size) in [(m.name, m.size) for m in report.members]
+    parsed = parse_header(big_header, 0)
+    assert (parsed.name, parsed.size, parsed.base256_size) == ("production-modules/huge.bin", size, False)
 
 
 def run_verify(capsys, *argv: str) -> tuple[int, str, str]:

@@ -19,9 +19,9 @@ import pymysql
 import pytest
 
 from check_itop_backup.itop.credentials import PASSWORD_ENV
+from tests.backup.test_restore import cli, itop_tar, tiny_dump, write_archive
+from tests.backup.test_run import checksums, execute, populate, run_cli, write_itop
 from tests.checkrun import run_check
-from tests.test_restore import cli, itop_tar, tiny_dump, write_archive
-from tests.test_runner import checksums, execute, populate, run_cli, write_itop
 
 PREVIOUS_ROWS = [(1, "kept row one"), (2, "kept row two"), (3, "kept row three")]
 
