@@ -14,7 +14,6 @@ import os
 from collections import namedtuple
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from check_itop_backup.history import DEFAULT_PATH as DEFAULT_HISTORY
 from check_itop_backup.history import ENV_VAR as HISTORY_ENV
@@ -84,7 +83,7 @@ def _now(text: str | None) -> datetime:
     return parsed if parsed.tzinfo else parsed.astimezone()
 
 
-def check_settings(args: Any, instance: ItopInstance) -> CheckSettings:
+def check_settings(args: object, instance: ItopInstance) -> CheckSettings:
     """Resolve the probe's settings from parsed arguments (an argparse Namespace) on top of *instance*."""
     params = instance.params
     for key in params:

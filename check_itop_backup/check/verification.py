@@ -15,7 +15,6 @@ import json
 import logging
 import os
 from collections import namedtuple
-from typing import Any
 
 from check_itop_backup import deadline
 from check_itop_backup.history import History, VerificationRecord
@@ -38,7 +37,7 @@ class VerifySettings(namedtuple("VerifySettings", "level every compare_live_db d
     __slots__ = ()
 
 
-def verify_settings(args: Any, instance: ItopInstance) -> VerifySettings:
+def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
     """Return the verification settings of parsed *args* (an argparse Namespace) for *instance*;
     raise ValueError with a one-line message."""
     every = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
 
 from check_itop_backup import units
 from check_itop_backup.check.verification import LEVELS
@@ -22,10 +21,10 @@ from check_itop_backup.tickets.settings import DEFAULT_UPDATE_EVERY
 from check_itop_backup.tickets.settings import PASSWORD_ENV as TICKET_PASSWORD_ENV
 
 
-def argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+def argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
     """*parse* for argparse: its ValueError message becomes the reason of a bad argument."""
 
-    def parse_argument(text: str) -> Any:
+    def parse_argument(text: str) -> object:
         try:
             return parse(text)
         except ValueError as error:
@@ -41,7 +40,7 @@ parse_timeout = argument_type(units.parse_timeout)
 parse_duration = argument_type(units.parse_duration)
 port_number = argument_type(units.port_number)
 
-OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
     "backup_file": (("-f", "--backup-file"), dict(
         metavar="PATTERN",
         help="archive name pattern as in iTop: strftime codes and __HOST__, __DB__, __SUBNAME__; "
@@ -109,7 +108,7 @@ def add_timeout_option(group: argparse._ArgumentGroup, default: str, outcome: st
                        help=f"give up after this long, e.g. 30, 90m or 12h: {outcome} (default: %(default)s)")
 
 
-def instance_request(args: argparse.Namespace, **overrides: Any) -> InstanceRequest:
+def instance_request(args: argparse.Namespace, **overrides: object) -> InstanceRequest:
     """The InstanceRequest of parsed *args* (options a command lacks are None), with *overrides*."""
     values = {name: getattr(args, name, None) for name in InstanceRequest._fields if name != "need_pattern"}
     values.update(overrides)

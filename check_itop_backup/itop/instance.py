@@ -25,7 +25,6 @@ import logging
 import os
 from collections import namedtuple
 from datetime import tzinfo
-from typing import Any
 
 from check_itop_backup.itop.naming import SCHEDULED_FORMAT, NamePattern, PatternError, host_of
 from check_itop_backup.itop.schedule import DEFAULT_TIME, EVERY_DAY, Schedule, ScheduleError
@@ -134,7 +133,7 @@ def itop_root_of(config_path: str) -> str:
     return os.path.dirname(conf) if os.path.basename(conf) == "conf" else ""
 
 
-def read_config(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def read_config(path: str) -> tuple[dict[str, object], dict[str, object]]:
     """Return ($MySettings, the itop-backup module settings) of config-itop.php at *path*."""
     from check_itop_backup.itop.phpconfig import PhpConfigError, load_php_config, setting_array, setting_text
 
@@ -167,8 +166,8 @@ def resolve_instance(request: InstanceRequest) -> ItopInstance:
         raise ConfigError(f"cannot use iTop config {request.itop_config}: {error}") from None
 
 
-def _resolve(request: InstanceRequest, params: dict[str, str], path: str, settings: dict[str, Any],
-             module: dict[str, Any]) -> ItopInstance:
+def _resolve(request: InstanceRequest, params: dict[str, str], path: str, settings: dict[str, object],
+             module: dict[str, object]) -> ItopInstance:
     from check_itop_backup.itop.phpconfig import setting_int, setting_text
 
     root = request.itop_root or (itop_root_of(path) if path else "")
@@ -193,7 +192,8 @@ def _environment(config_path: str) -> str:
     return DEFAULT_ENVIRONMENT
 
 
-def _database(request: InstanceRequest, settings: dict[str, Any], path: str) -> tuple[DatabaseSettings, str]:
+def _database(request: InstanceRequest, settings: dict[str, object],
+              path: str) -> tuple[DatabaseSettings, str]:
     """The DatabaseSettings, and the ``db_host`` as written (for ``__HOST__``)."""
     from check_itop_backup.itop.phpconfig import setting_flag, setting_text
 
@@ -236,7 +236,7 @@ def _password(request: InstanceRequest, configured: str) -> str:
 
 
 def _pattern(request: InstanceRequest, params: dict[str, str], path: str, root: str,
-             module: dict[str, Any], db_host: str, database: DatabaseSettings) -> NamePattern:
+             module: dict[str, object], db_host: str, database: DatabaseSettings) -> NamePattern:
     spec = request.backup_file or params.get("backup_file")
     if not spec:
         if not path and not root:

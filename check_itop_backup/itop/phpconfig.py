@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
 from check_itop_backup.itop.textfile import read_text
 
-_TOKEN = re.compile(
-    r"""
+_TOKENS = r"""
     (?P<space>\s+)
   | (?P<comment>//[^\n]*|\#[^\n]*|/\*.*?\*/)
   | (?P<open_tag><\?php|\?>)
@@ -43,9 +41,7 @@ _TOKEN = re.compile(
   | (?P<word>[A-Za-z_]\w*)
   | (?P<arrow>=>)
   | (?P<punct>[=;,()\[\]])
-    """,
-    re.VERBOSE | re.DOTALL,
-)
+    """  # compiled on first parse (re caches it): the probe imports this module for the accessors
 _DOUBLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "$": "$", "0": "\0"}
 _INT_DIGITS = 18  # longer integers overflow PHP's int: PHP reads them as floats, and so do we
 MAX_DEPTH = 32
@@ -57,9 +53,10 @@ class PhpConfigError(ValueError):
 
 def _tokens(text: str) -> list[tuple[str, str, int]]:
     """Return (kind, text, offset) tuples; offsets become line numbers only for errors."""
+    pattern = re.compile(_TOKENS, re.VERBOSE | re.DOTALL)
     tokens, position = [], 0
     while position < len(text):
-        match = _TOKEN.match(text, position)
+        match = pattern.match(text, position)
         if not match:
             line = text.count("\n", 0, position) + 1
             raise PhpConfigError(f"line {line}: unexpected {text[position:position + 20]!r}")
@@ -97,7 +94,7 @@ class _Parser:
         self.index += 1
         return token
 
-    def statements(self) -> dict[str, Any]:
+    def statements(self) -> dict[str, object]:
         variables = {}
         while self.peek()[0] != "end":
             kind, name, line = self.take()
@@ -108,7 +105,7 @@ class _Parser:
             self.take(";")
         return variables
 
-    def value(self) -> Any:
+    def value(self) -> object:
         kind, raw, line = self.take()
         if kind in ("single", "double"):
             return _unquote(kind, raw)
@@ -123,11 +120,11 @@ class _Parser:
             return self.array("]", line)
         raise PhpConfigError(f"{self.where(line)}: unsupported value {raw[:20]!r}")
 
-    def array(self, closing: str, line: int) -> dict[Any, Any]:
+    def array(self, closing: str, line: int) -> dict[object, object]:
         if self.depth >= MAX_DEPTH:
             raise PhpConfigError(f"{self.where(line)}: arrays nested more than {MAX_DEPTH} deep")
         self.depth += 1
-        items: dict[Any, Any] = {}
+        items: dict[object, object] = {}
         next_key = 0
         while self.peek()[1] != closing:
             offset = self.peek()[2]
@@ -147,7 +144,7 @@ class _Parser:
         self.depth -= 1
         return items
 
-    def key(self, value: Any, offset: int) -> int | str:
+    def key(self, value: object, offset: int) -> int | str:
         """The array key PHP makes of *value*: null is "", booleans and floats become ints."""
         if value is None:
             return ""
@@ -159,12 +156,12 @@ class _Parser:
         raise PhpConfigError(f"{self.where(offset)}: {what} cannot be an array key")
 
 
-def parse_php_config(text: str) -> dict[str, Any]:
+def parse_php_config(text: str) -> dict[str, object]:
     """Return the variables assigned in an iTop config file, by name without ``$``."""
     return _Parser(_tokens(text), text).statements()
 
 
-def load_php_config(path: str) -> dict[str, Any]:
+def load_php_config(path: str) -> dict[str, object]:
     """Read and parse the iTop config at *path*; raise PhpConfigError naming the file."""
     try:
         text = read_text(path, errors="replace")
@@ -176,7 +173,7 @@ def load_php_config(path: str) -> dict[str, Any]:
         raise PhpConfigError(f"cannot parse iTop config {path}: {error}") from None
 
 
-def setting_array(container: dict[Any, Any], key: str) -> dict[Any, Any]:
+def setting_array(container: dict[object, object], key: str) -> dict[object, object]:
     """Return the array ``container[key]`` ({} when unset); raise PhpConfigError when it is
     something else (a string where iTop expects an array)."""
     value = container.get(key)
@@ -187,7 +184,7 @@ def setting_array(container: dict[Any, Any], key: str) -> dict[Any, Any]:
     return value
 
 
-def setting_text(container: dict[Any, Any], key: str, default: str = "") -> str:
+def setting_text(container: dict[object, object], key: str, default: str = "") -> str:
     """Return ``container[key]`` as a string (numbers as PHP prints them; *default* when unset
     or empty); raise PhpConfigError for an array."""
     value = container.get(key)
@@ -198,7 +195,7 @@ def setting_text(container: dict[Any, Any], key: str, default: str = "") -> str:
     return "1" if value is True else str(value)
 
 
-def setting_flag(container: dict[Any, Any], key: str) -> bool:
+def setting_flag(container: dict[object, object], key: str) -> bool:
     """Return ``container[key]`` as PHP tests it: false for unset, ``false``, ``0``, ``'0'``,
     ``''`` and an empty array, true otherwise.
 
@@ -209,7 +206,7 @@ def setting_flag(container: dict[Any, Any], key: str) -> bool:
     return not (value is None or value is False or value in (0, "0", "") or value == {})
 
 
-def setting_int(container: dict[Any, Any], key: str, default: int) -> int:
+def setting_int(container: dict[object, object], key: str, default: int) -> int:
     """Return ``container[key]`` as a whole number (*default* when unset); raise PhpConfigError
     for anything else, e.g. ``'abc'``."""
     value = container.get(key)
@@ -221,5 +218,5 @@ def setting_int(container: dict[Any, Any], key: str, default: int) -> int:
     return int(text)
 
 
-def _kind(value: Any) -> str:
+def _kind(value: object) -> str:
     return "an array" if isinstance(value, dict) else repr(value)[:40]

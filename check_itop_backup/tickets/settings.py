@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from collections import namedtuple
 from collections.abc import Mapping
-from typing import Any
 
 from check_itop_backup.itop.textfile import read_text
 
@@ -59,7 +58,7 @@ class TicketSettings(namedtuple("TicketSettings", "url user password title custo
         return super().__repr__().replace(f"password={self.password!r}", f"password={MASK!r}")
 
 
-def _password(args: Any, params: Mapping[str, str],
+def _password(args: object, params: Mapping[str, str],
               environ: Mapping[str, str]) -> tuple[str, str | None]:
     """Return (password, problem)."""
     if args.itop_password_file:
@@ -71,7 +70,7 @@ def _password(args: Any, params: Mapping[str, str],
     return environ.get(PASSWORD_ENV) or params.get("check_ticket_pwd", ""), None
 
 
-def ticket_settings(args: Any, params: Mapping[str, str],
+def ticket_settings(args: object, params: Mapping[str, str],
                     environ: Mapping[str, str] = os.environ,
                     itop_backup_module: Mapping[str, object] | None = None) -> TicketSettings | None:
     """Return the ticket settings from parsed *args* and param-file *params*; None when tickets are off.
