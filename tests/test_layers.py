@@ -160,4 +160,4 @@ def test_the_scan_reads_the_whole_package(package_uses):
     modules = {use.module for use in package_uses}
     assert {"check_itop_backup.check.finder", "check_itop_backup.cli.check", "check_itop_backup.units",
             "check_itop_backup.database.dump", "check_itop_backup.tickets.rest"} <= modules
-    assert Use("check_itop_backup.check.finder", 17, "check_itop_backup.archive.layout") in package_uses
+    assert Use("check_itop_backup.check.finder", 17, "check_itop_backup.itop.naming") in package_uses

@@ -16,9 +16,8 @@ Members, in the order the runner writes them (iTop's own order, the dump last):
    ``pax_global_header`` (archives written before carry a ``manifest.json`` member instead);
 6. ``itop-dump.sql``.
 
-Also here: the names the runner leaves in the directory it writes to (its lock and its
-temporary archives), which the probe's finder looks for. Constants only (and ``os.path``):
-the probe imports this module at start-up.
+Constants only (and ``os.path``). The names the runner leaves beside its archives (its lock,
+its temporaries) are in itop/naming.py, with the archive names the probe's finder looks for.
 """
 
 from __future__ import annotations
@@ -33,10 +32,6 @@ MANIFEST_MEMBER = "manifest.json"  # the manifest in archives written before it 
 PAX_GLOBAL_NAME = "pax_global_header"  # the manifest's header (git archive's name; iTop's reader needs one)
 REQUIRED_MEMBERS = (DUMP_MEMBER, CONFIG_MEMBER)
 NOT_FILES = (DUMP_MEMBER, MANIFEST_MEMBER)  # members a restore does not place in the iTop directory
-
-LOCK_NAME = ".itop-backup.lock"
-TEMP_PREFIX = ".itop-backup-"
-TEMP_SUFFIX = ".tmp"
 
 
 def modules_member(environment: str) -> str:

@@ -38,10 +38,7 @@ from check_itop_backup.archive.layout import (
     CONFIG_MEMBER,
     DELTA_MEMBER,
     DUMP_MEMBER,
-    LOCK_NAME,
     PAX_GLOBAL_NAME,
-    TEMP_PREFIX,
-    TEMP_SUFFIX,
     delta_path,
     modules_member,
     modules_path,
@@ -50,7 +47,7 @@ from check_itop_backup.archive.writer import PAX_GLOBAL_TYPE, TarGzWriter, needs
 from check_itop_backup.database.dump import dump_command, find_dump_program, finish_dump, start_dump
 from check_itop_backup.database.server import DatabaseError, ServerFacts, preflight
 from check_itop_backup.itop.instance import DatabaseSettings
-from check_itop_backup.itop.naming import NamePattern
+from check_itop_backup.itop.naming import LOCK_NAME, TEMP_PREFIX, TEMP_SUFFIX, NamePattern
 from check_itop_backup.itop.retention import select_expired
 
 _log = logging.getLogger(__name__)

@@ -14,8 +14,7 @@ from collections import namedtuple
 from collections.abc import Callable
 from datetime import datetime
 
-from check_itop_backup.archive.layout import LOCK_NAME, TEMP_PREFIX, TEMP_SUFFIX
-from check_itop_backup.itop.naming import TOKEN, NamePattern
+from check_itop_backup.itop.naming import LOCK_NAME, TEMP_PREFIX, TEMP_SUFFIX, TOKEN, NamePattern
 
 
 class FinderError(Exception):

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 DEFAULT_ENVIRONMENT = "production"
 DEFAULT_RETENTION = 5  # iTop's itop-backup retention_count
 IGNORED_PARAMS = ("auth_user", "auth_pwd", "mysql_bindir")  # for iTop's own scripts (paths: dropped)
+_CONFIG_TEXTS = ("db_host", "db_name", "db_subname", "db_user", "db_pwd", "db_tls.ca", "timezone")
 _MODULE_TEXTS = ("week_days", "time", "file_name_format", "mysql_bindir")  # module settings read as text
 
 
@@ -134,8 +135,17 @@ def itop_root_of(config_path: str) -> str:
 
 
 def read_config(path: str) -> tuple[dict[str, object], dict[str, object]]:
-    """Return ($MySettings, the itop-backup module settings) of config-itop.php at *path*."""
-    from check_itop_backup.itop.phpconfig import PhpConfigError, load_php_config, setting_array, setting_text
+    """Return (the ``$MySettings`` values an instance takes, read as iTop reads them: texts, the
+    TLS flag and ``retention_count``; the itop-backup module settings) of config-itop.php at
+    *path*. Read here, once: without a config nothing of the PHP reader is loaded."""
+    from check_itop_backup.itop.phpconfig import (
+        PhpConfigError,
+        load_php_config,
+        setting_array,
+        setting_flag,
+        setting_int,
+        setting_text,
+    )
 
     try:
         variables = load_php_config(path)
@@ -146,8 +156,11 @@ def read_config(path: str) -> tuple[dict[str, object], dict[str, object]]:
             raise PhpConfigError("no $MySettings array")
         settings = setting_array(variables, "MySettings")
         module = setting_array(setting_array(variables, "MyModuleSettings"), "itop-backup")
+        values: dict[str, object] = {key: setting_text(settings, key) for key in _CONFIG_TEXTS}
+        values["db_tls.enabled"] = setting_flag(settings, "db_tls.enabled")
+        values["retention_count"] = setting_int(module, "retention_count", DEFAULT_RETENTION)
         texts = {key: setting_text(module, key) for key in _MODULE_TEXTS if key in module}
-        return settings, dict(module, **texts)
+        return values, dict(module, **texts)
     except PhpConfigError as error:
         raise ConfigError(f"cannot use iTop config {path}: {error}") from None
 
@@ -155,29 +168,17 @@ def read_config(path: str) -> tuple[dict[str, object], dict[str, object]]:
 def resolve_instance(request: InstanceRequest) -> ItopInstance:
     """Resolve *request*, the param files and config-itop.php it names into an ItopInstance;
     raise ConfigError."""
-    from check_itop_backup.itop.phpconfig import PhpConfigError
-
     params = _param_files(request.param_file)
     path = os.path.abspath(request.itop_config) if request.itop_config else ""
     settings, module = read_config(request.itop_config) if path else ({}, {})
-    try:
-        return _resolve(request, params, path, settings, module)
-    except PhpConfigError as error:  # a setting of the right name but of the wrong type
-        raise ConfigError(f"cannot use iTop config {request.itop_config}: {error}") from None
-
-
-def _resolve(request: InstanceRequest, params: dict[str, str], path: str, settings: dict[str, object],
-             module: dict[str, object]) -> ItopInstance:
-    from check_itop_backup.itop.phpconfig import setting_int, setting_text
-
     root = request.itop_root or (itop_root_of(path) if path else "")
     database, db_host = _database(request, settings, path)
     pattern = _pattern(request, params, path, root, module, db_host, database) if request.need_pattern \
         else None
-    timezone, timezone_name = timezone_named(request.timezone or setting_text(settings, "timezone"))
+    timezone, timezone_name = timezone_named(request.timezone or settings.get("timezone"))
     retention = request.retention_count
-    if retention is None and path:
-        retention = setting_int(module, "retention_count", DEFAULT_RETENTION)
+    if retention is None:
+        retention = settings.get("retention_count")
     return ItopInstance(
         root=root, environment=request.environment or _environment(path), config_path=path,
         database=database, pattern=pattern, timezone=timezone, timezone_name=timezone_name,
@@ -195,21 +196,18 @@ def _environment(config_path: str) -> str:
 def _database(request: InstanceRequest, settings: dict[str, object],
               path: str) -> tuple[DatabaseSettings, str]:
     """The DatabaseSettings, and the ``db_host`` as written (for ``__HOST__``)."""
-    from check_itop_backup.itop.phpconfig import setting_flag, setting_text
-
-    db_host = request.db_host or setting_text(settings, "db_host")
+    db_host = request.db_host or settings.get("db_host", "")
     try:
         host, port = split_db_host(db_host or "localhost")
     except ValueError as error:
         raise ConfigError(str(error) if request.db_host else f"cannot use iTop config {path}: {error}") \
             from None
-    subname = request.db_subname if request.db_subname is not None else setting_text(settings, "db_subname")
+    subname = request.db_subname if request.db_subname is not None else settings.get("db_subname", "")
     database = DatabaseSettings(
-        host=host, port=request.db_port or port,
-        user=request.db_user or setting_text(settings, "db_user", "root"),
-        password=_password(request, setting_text(settings, "db_pwd")),
-        name=request.db_name or setting_text(settings, "db_name"), subname=subname,
-        tls=setting_flag(settings, "db_tls.enabled"), tls_ca=setting_text(settings, "db_tls.ca"))
+        host=host, port=request.db_port or port, user=request.db_user or settings.get("db_user") or "root",
+        password=_password(request, settings.get("db_pwd", "")),
+        name=request.db_name or settings.get("db_name", ""), subname=subname,
+        tls=settings.get("db_tls.enabled", False), tls_ca=settings.get("db_tls.ca", ""))
     return database, db_host
 
 

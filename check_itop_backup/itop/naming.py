@@ -31,6 +31,10 @@ from functools import lru_cache
 
 ARCHIVE_EXTENSIONS = (".tar.gz", ".tgz", ".zip")
 SCHEDULED_FORMAT = "__DB__-%Y-%m-%d_%H_%M"
+# The runner's traces beside the archives: its lock, and the hidden temporary it writes
+LOCK_NAME = ".itop-backup.lock"
+TEMP_PREFIX = ".itop-backup-"
+TEMP_SUFFIX = ".tmp"
 TOKEN = re.compile(r"%[a-zA-Z]")
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
