@@ -135,15 +135,14 @@ def itop_root_of(config_path: str) -> str:
 
 
 def read_config(path: str) -> tuple[dict[str, object], dict[str, object]]:
-    """Return (the ``$MySettings`` values an instance takes, read as iTop reads them: texts, the
-    TLS flag and ``retention_count``; the itop-backup module settings) of config-itop.php at
-    *path*. Read here, once: without a config nothing of the PHP reader is loaded."""
+    """Return (the ``$MySettings`` values an instance takes, read as iTop reads them: texts and
+    the TLS flag; the itop-backup module settings) of config-itop.php at *path*. Read here,
+    once: without a config nothing of the PHP reader is loaded."""
     from check_itop_backup.itop.phpconfig import (
         PhpConfigError,
         load_php_config,
         setting_array,
         setting_flag,
-        setting_int,
         setting_text,
     )
 
@@ -158,7 +157,6 @@ def read_config(path: str) -> tuple[dict[str, object], dict[str, object]]:
         module = setting_array(setting_array(variables, "MyModuleSettings"), "itop-backup")
         values: dict[str, object] = {key: setting_text(settings, key) for key in _CONFIG_TEXTS}
         values["db_tls.enabled"] = setting_flag(settings, "db_tls.enabled")
-        values["retention_count"] = setting_int(module, "retention_count", DEFAULT_RETENTION)
         texts = {key: setting_text(module, key) for key in _MODULE_TEXTS if key in module}
         return values, dict(module, **texts)
     except PhpConfigError as error:
@@ -177,8 +175,13 @@ def resolve_instance(request: InstanceRequest) -> ItopInstance:
         else None
     timezone, timezone_name = timezone_named(request.timezone or settings.get("timezone"))
     retention = request.retention_count
-    if retention is None:
-        retention = settings.get("retention_count")
+    if retention is None and path:  # the option wins over a setting it makes unused, even a bad one
+        from check_itop_backup.itop.phpconfig import PhpConfigError, setting_int
+
+        try:
+            retention = setting_int(module, "retention_count", DEFAULT_RETENTION)
+        except PhpConfigError as error:
+            raise ConfigError(f"cannot use iTop config {request.itop_config}: {error}") from None
     return ItopInstance(
         root=root, environment=request.environment or _environment(path), config_path=path,
         database=database, pattern=pattern, timezone=timezone, timezone_name=timezone_name,

@@ -90,6 +90,9 @@ def test_retention_count_is_itops_5_with_a_config_unset_without_and_parsed_once(
     assert resolve(backup_file=str(tmp_path / "x")).retention_count is None
     with pytest.raises(ConfigError, match="setting 'retention_count' is not a whole number: 'abc'$"):
         resolve(itop_config=config(tmp_path / "d", module="'retention_count' => 'abc'"))
+    # the option wins over the setting it leaves unused, however bad
+    assert resolve(itop_config=config(tmp_path / "e", module="'retention_count' => 'abc'"),
+                   retention_count=2).retention_count == 2
 
 
 @pytest.mark.parametrize("db_host", ["127.0.0.1:3306", "p:db.example.com:3307", "localhost", "p:db", "::1",
