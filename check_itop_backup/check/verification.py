@@ -162,12 +162,12 @@ def _plural(items: list[str], word: str) -> str:
 
 def _missing_from_dump(tables: tuple[str, ...], database: DatabaseSettings) -> list[str]:
     """Compare with the live database's tables; any problem is a finding, never an exception."""
-    from check_itop_backup.database.server import LiveDbError, live_tables
+    from check_itop_backup.database.server import DatabaseError, live_tables
 
     with deadline.current.stage("comparing tables with the live database"):
         try:
             live = live_tables(database)
-        except LiveDbError as error:
+        except DatabaseError as error:
             return [f"cannot compare with the live database: {error}"]
     present = set(tables)
     missing = [table for table in live if table not in present]

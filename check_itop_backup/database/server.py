@@ -299,26 +299,20 @@ def table_rows(settings: DatabaseSettings, schema: str) -> dict[str, tuple[str, 
     return found
 
 
-class LiveDbError(Exception):
-    """The live database cannot be listed; the message is one line."""
-
-
 def live_tables(database: DatabaseSettings) -> list[str]:
     """Return the names of the base tables of *database* carrying its prefix (``subname``).
 
-    Raise LiveDbError when the server cannot be queried.
+    Raise DatabaseError when the server cannot be queried.
     """
     import pymysql
 
     prefix = database.subname
-    try:
-        with connect(database) as connection, connection.cursor() as cursor:
+    with connect(database) as connection, connection.cursor() as cursor:
+        try:
             cursor.execute(
                 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
                 " AND TABLE_TYPE = 'BASE TABLE' AND LEFT(TABLE_NAME, CHAR_LENGTH(%s)) = %s"
                 " ORDER BY TABLE_NAME", (database.name, prefix, prefix))
             return [row[0] for row in cursor.fetchall()]
-    except DatabaseError as error:
-        raise LiveDbError(str(error)) from None
-    except pymysql.MySQLError as error:
-        raise LiveDbError(f"cannot list the tables of {database.name}: {error.args[-1]}") from None
+        except pymysql.MySQLError as error:
+            raise DatabaseError(f"cannot list the tables of {database.name}: {error.args[-1]}") from None
