@@ -280,9 +280,9 @@ def _answer(check: ItopBackupCheck, args: argparse.Namespace, logs: io.StringIO)
     if args.format == "nagios":
         return nagios_text(status_line(PLUGIN, str(check.state), check.summary_str.strip()), check.perfdata,
                            check.verbose_str or [], check.action_lines, logs.getvalue(), args.verbose)
-    resource, results = check.resources[0], check.results
+    resource = check.resources[0]
     selection, verification = resource.selection, resource.verification
-    measured = (results[index].metric for index in range(len(results)))
+    measured = (result.metric for result in check.results.results)  # in the order they were measured
     metrics = {metric.name: metric.value for metric in measured
                if metric is not None and metric.performance() is not None}
     return json_text(str(check.state), check.exitcode, check.summary_str,
