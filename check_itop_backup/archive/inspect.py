@@ -144,7 +144,7 @@ class Discard:
         pass
 
 
-class _Collector:
+class Collector:
     """Counts a member's bytes and keeps the first *limit* of them."""
 
     def __init__(self, limit: int = 0) -> None:
@@ -174,8 +174,8 @@ class _Inspection:
         self.dump_size: int | None = None
         self.warnings: list[str] = []
         self.dump: DumpScanner | None = None
-        self.config: _Collector | None = None
-        self.manifest: _Collector | None = None
+        self.config: Collector | None = None
+        self.manifest: Collector | None = None
         self.multi_member_gzip = False
 
     def open_member(self, name: str, size: int, kind: bytes = b"0", linkname: str = "") -> Sink:
@@ -187,10 +187,10 @@ class _Inspection:
         if root == DUMP_MEMBER:
             self.dump_size = size
         if root == MANIFEST_MEMBER and (kind in REGULAR_TYPES or kind == PAX_GLOBAL_TYPE):
-            self.manifest = _Collector(MANIFEST_LIMIT)
+            self.manifest = Collector(MANIFEST_LIMIT)
             return self.manifest
         if kind not in REGULAR_TYPES:
-            return _Collector()
+            return Collector()
         if root in REQUIRED_MEMBERS:
             self.present.add(root)
         if root == DUMP_MEMBER and self.level == "dump":
@@ -198,9 +198,9 @@ class _Inspection:
             self.dump = DumpScanner(with_sha256=self.multi_member_gzip or self.manifest is not None)
             return self.dump
         if root == CONFIG_MEMBER and self.level == "dump":
-            self.config = _Collector(SMALL_MEMBER_LIMIT)
+            self.config = Collector(SMALL_MEMBER_LIMIT)
             return self.config
-        return _Collector()
+        return Collector()
 
     def check_archive(self) -> None:
         for required in REQUIRED_MEMBERS:
@@ -367,10 +367,10 @@ class _TarWalker:
         self._base = 0  # stream offset of the current piece
         self._data_left = 0
         self._pad_left = 0
-        self._sink: Sink = _Collector()
+        self._sink: Sink = Collector()
         self._member = ""
         self._size = 0
-        self._extension: tuple[bytes, _Collector] | None = None
+        self._extension: tuple[bytes, Collector] | None = None
         self._pending: dict[str, str] = {}
         self._headers = 0
         self._guard = MemberGuard()
@@ -418,7 +418,7 @@ class _TarWalker:
             return
         self._headers += 1
         if header.type in (b"L", b"K", b"x", b"g"):
-            self._extension = (header.type, _Collector(SMALL_MEMBER_LIMIT))
+            self._extension = (header.type, Collector(SMALL_MEMBER_LIMIT))
             self._start_data("extended header", header.size, self._extension[1])
             return
         name = self._pending.pop("path", header.name)

@@ -22,6 +22,8 @@ import re
 import time
 
 from check_itop_backup.archive.inspect import (
+    SMALL_MEMBER_LIMIT,
+    Collector,
     Discard,
     VerificationReport,
     verify_archive,
@@ -35,7 +37,6 @@ from check_itop_backup.itop.instance import DatabaseSettings
 LEVEL = "restore"
 CORE_TABLES = ("priv_module_install", "priv_user", "ticket")
 NON_EMPTY_CORE_TABLES = ("priv_module_install", "priv_user")
-_SMALL = 4 << 20
 _INSERT = re.compile(rb"INSERT INTO `((?:[^`]|``)+)` VALUES")
 _STRING = re.compile(rb"'[^'\\]*(?:\\.[^'\\]*)*'")
 
@@ -94,23 +95,15 @@ class _Keeper:
 
     def __init__(self, counter: RowCounter) -> None:
         self.counter = counter
-        self.kept: dict[str, bytearray] = {}
+        self.kept: dict[str, Collector] = {}
 
     def open_member(self, name: str, kind: bytes):
         if name not in (MANIFEST_MEMBER, CONFIG_MEMBER):
             return Discard()
         if name == MANIFEST_MEMBER:
             self.counter.active = False  # the manifest has the counts: no need to count
-        self.kept[name] = bytearray()
-        return _Limited(self.kept[name])
-
-
-class _Limited:
-    def __init__(self, buffer: bytearray) -> None:
-        self.buffer = buffer
-
-    def write(self, data: bytes, start: int, end: int) -> None:
-        self.buffer += data[start:min(end, start + _SMALL - len(self.buffer))]
+        self.kept[name] = Collector(SMALL_MEMBER_LIMIT)
+        return self.kept[name]
 
 
 def verify_by_restore(archive: str, settings: DatabaseSettings, bindir: str = "") -> VerificationReport:
@@ -167,12 +160,12 @@ def _expected(keeper: _Keeper, counter: RowCounter,
         from check_itop_backup.itop.phpconfig import PhpConfigError, parse_php_config
 
         try:
-            config = parse_php_config(bytes(keeper.kept[CONFIG_MEMBER]).decode("utf-8", "replace"))
+            config = parse_php_config(bytes(keeper.kept[CONFIG_MEMBER].data).decode("utf-8", "replace"))
             subname = str((config.get("MySettings") or {}).get("db_subname") or "")
         except PhpConfigError:
             pass
     if MANIFEST_MEMBER in keeper.kept:
-        manifest = json.loads(bytes(keeper.kept[MANIFEST_MEMBER]))
+        manifest = json.loads(bytes(keeper.kept[MANIFEST_MEMBER].data))
         subname = str((manifest.get("database") or {}).get("subname") or subname)
         expected = {table["name"]: (table.get("type", "table"), table.get("rows"))
                     for table in manifest.get("tables", ())}
