@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 
 from check_itop_backup import __version__, deadline
 from check_itop_backup.archive.layout import (
@@ -77,7 +77,7 @@ class BackupJob:
     level: int = 6
     workers: int | None = None
     wait: bool = False
-    timezone: str = ""  # iTop names archives in its config's timezone
+    timezone: tzinfo | None = None  # iTop names archives in its config's timezone (None: local time)
     database_only: bool = False  # meant without config-itop.php: no warning (restore's saved copy)
 
 
@@ -116,12 +116,9 @@ class BackupResult:
 
 
 def naming_time(job: BackupJob) -> datetime:
-    """Return the naive local time to name the archive with (in the config's timezone if set: an
-    IANA name, checked when the instance was resolved)."""
+    """Return the naive local time to name the archive with (in the config's timezone if set)."""
     if job.timezone:
-        from zoneinfo import ZoneInfo
-
-        return datetime.now(ZoneInfo(job.timezone)).replace(tzinfo=None)
+        return datetime.now(job.timezone).replace(tzinfo=None)
     return datetime.now()  # noqa: DTZ005 - iTop names are naive local times
 
 

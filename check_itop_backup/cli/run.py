@@ -95,7 +95,7 @@ def build_job(args: argparse.Namespace) -> BackupJob:
         itop_root=instance.root, environment=instance.environment, extra_files=extra_files,
         retention_count=instance.retention_count or 0, mysql_bindir=instance.mysql_bindir,
         level=args.compress_level, workers=args.jobs, wait=args.wait,
-        timezone=instance.timezone_name if instance.timezone else "")
+        timezone=instance.timezone)
 
 
 def _history_path(args: argparse.Namespace) -> str:
