@@ -13,11 +13,12 @@ import logging
 import os
 from collections import namedtuple
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from check_itop_backup.history import DEFAULT_PATH as DEFAULT_HISTORY
 from check_itop_backup.history import ENV_VAR as HISTORY_ENV
 from check_itop_backup.itop.instance import IGNORED_PARAMS, ConfigError, ItopInstance
+from check_itop_backup.itop.naming import NamePattern
 from check_itop_backup.units import parse_duration, parse_percent, parse_size
 
 log = logging.getLogger(__name__)
@@ -32,23 +33,38 @@ DEFAULT_GRACE = "2h"
 DEFAULT_SETTLE = 120.0
 
 
-class CheckSettings(namedtuple("CheckSettings", "instance pattern timezone timezone_name schedule grace now "
-                                                 "settle size_min warning_age critical_age params "
-                                                 "history_path baseline_count min_history "
+class CheckSettings(namedtuple("CheckSettings", "instance schedule grace now settle size_min warning_age "
+                                                 "critical_age history_path baseline_count min_history "
                                                  "warning_change critical_change size_reduction_max "
                                                  "retention_count")):
     """Everything the probe needs to decide, resolved from all sources.
 
-    ``instance`` (the ItopInstance), ``pattern`` (NamePattern, the instance's), ``timezone``
-    (tzinfo or None for local) and its name,
-    ``schedule`` (Schedule), ``grace`` (timedelta), ``now`` (aware datetime), ``settle`` (s),
-    ``size_min`` (B), ``warning_age``/``critical_age`` (s or None), ``params`` (the merged
-    param files), ``history_path``, ``baseline_count`` and
+    ``instance`` (the ItopInstance: pattern, timezone, param files), ``schedule`` (Schedule),
+    ``grace`` (timedelta), ``now`` (aware datetime), ``settle`` (s), ``size_min`` (B),
+    ``warning_age``/``critical_age`` (s or None), ``history_path``, ``baseline_count`` and
     ``min_history`` (archives), ``warning_change``/``critical_change`` (percent ranges),
     ``size_reduction_max`` (percent or None), ``retention_count`` (archives or None).
     """
 
     __slots__ = ()
+
+    @property
+    def pattern(self) -> NamePattern:
+        return self.instance.pattern
+
+    @property
+    def timezone(self) -> tzinfo | None:
+        """iTop's timezone (None: local time)."""
+        return self.instance.timezone
+
+    @property
+    def timezone_name(self) -> str:
+        return self.instance.timezone_name
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The merged param files."""
+        return self.instance.params
 
     @property
     def due_slot(self) -> datetime:
@@ -93,9 +109,6 @@ def check_settings(args: object, instance: ItopInstance) -> CheckSettings:
     reduction_text = args.size_reduction_max or params.get("check_size_reduction_max")
     return CheckSettings(
         instance=instance,
-        pattern=instance.pattern,
-        timezone=instance.timezone,
-        timezone_name=instance.timezone_name,
         schedule=instance.schedule(args.week_days, args.time),
         grace=timedelta(seconds=_parse(parse_duration, args.grace, "--grace")),
         now=_now(args.now),
@@ -105,7 +118,6 @@ def check_settings(args: object, instance: ItopInstance) -> CheckSettings:
         if args.warning_age else None,
         critical_age=_parse(parse_duration, args.critical_age, "--critical-age")
         if args.critical_age else None,
-        params=params,
         history_path=args.history or os.environ.get(HISTORY_ENV) or DEFAULT_HISTORY,
         baseline_count=args.baseline_count,
         min_history=args.min_history,
