@@ -13,6 +13,7 @@ import stat
 from collections import namedtuple
 from collections.abc import Callable
 from datetime import datetime
+from types import SimpleNamespace
 
 from check_itop_backup.itop.naming import LOCK_NAME, TEMP_PREFIX, TEMP_SUFFIX, TOKEN, NamePattern
 
@@ -87,11 +88,12 @@ def _stat(path: str, name_time: datetime | None) -> ArchiveFile | None:
     return ArchiveFile(path, status.st_size, status.st_mtime, status.st_ino, name_time)
 
 
-class Runner(namedtuple("Runner", "writing")):
+class Runner(SimpleNamespace):
     """The runner's lock is in the directory: its archives appear complete (atomic rename).
     ``writing``: its hidden temporary while a run is at work, else None."""
 
-    __slots__ = ()
+    def __init__(self, writing: str | None) -> None:
+        super().__init__(writing=writing)
 
 
 def find_runner(directory: str, now_epoch: float, settle: float) -> Runner | None:

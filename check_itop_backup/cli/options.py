@@ -16,7 +16,7 @@ from check_itop_backup import units
 from check_itop_backup.check.verification import LEVELS
 from check_itop_backup.history import DEFAULT_PATH as DEFAULT_HISTORY
 from check_itop_backup.history import ENV_VAR as HISTORY_ENV
-from check_itop_backup.itop.instance import InstanceRequest
+from check_itop_backup.itop.instance import REQUEST_FIELDS, InstanceRequest
 from check_itop_backup.tickets.settings import DEFAULT_UPDATE_EVERY
 from check_itop_backup.tickets.settings import PASSWORD_ENV as TICKET_PASSWORD_ENV
 
@@ -110,7 +110,7 @@ def add_timeout_option(group: argparse._ArgumentGroup, default: str, outcome: st
 
 def instance_request(args: argparse.Namespace, **overrides: object) -> InstanceRequest:
     """The InstanceRequest of parsed *args* (options a command lacks are None), with *overrides*."""
-    values = {name: getattr(args, name, None) for name in InstanceRequest._fields if name != "need_pattern"}
+    values = {name: getattr(args, name, None) for name in REQUEST_FIELDS}
     values.update(overrides)
     return InstanceRequest(**values)
 
