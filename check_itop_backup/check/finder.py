@@ -32,9 +32,8 @@ class ArchiveFile(namedtuple("ArchiveFile", "path size mtime inode name_time")):
         return (self.name_time or datetime.min, self.mtime, self.path)  # noqa: DTZ901 - naive on purpose
 
 
-class Selection(namedtuple("Selection", "slot expected archives judged in_progress on_time "
-                                         "missing_directory overdue_slot")):
-    """What the finder saw and chose.
+class Selection(SimpleNamespace):
+    """What the finder saw and chose, by keyword.
 
     ``slot``: the scheduled start the judged archive must belong to; ``expected``: the name of
     an archive made then; ``archives``: the whole series, oldest first; ``judged``: the newest
@@ -44,8 +43,6 @@ class Selection(namedtuple("Selection", "slot expected archives judged in_progre
     it does not exist; ``overdue_slot``: the due backup's start when it is still being written
     past its grace (None when it is done, or written inside its window).
     """
-
-    __slots__ = ()
 
 
 def list_series(pattern: NamePattern) -> list[ArchiveFile]:
