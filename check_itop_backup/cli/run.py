@@ -19,7 +19,14 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from check_itop_backup.cli.options import add_options, add_timeout_option, instance_request, positive_int
+from check_itop_backup.archive.codec import DEFAULT_LEVEL
+from check_itop_backup.cli.options import (
+    add_options,
+    add_timeout_option,
+    configure_logging,
+    instance_request,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from check_itop_backup.backup.run import BackupJob
@@ -35,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 "db_password_file", "db_option_file", "db_subname", "mysql_bindir", "timezone")
     target = parser.add_argument_group("where and how")
     add_options(target, "backup_file", "retention_count")
-    target.add_argument("--compress-level", metavar="1-9", type=int, choices=range(1, 10), default=6,
-                        help="gzip level (default: %(default)s)")
+    target.add_argument("--compress-level", metavar="0-9", type=int, choices=range(10), default=DEFAULT_LEVEL,
+                        help="gzip level: 0 stores, 1-3 are ISA-L's fast levels, 4-9 zlib-ng's dense ones "
+                             "(default: %(default)s, fast enough to keep up with mysqldump)")
     target.add_argument("--jobs", metavar="N", type=positive_int,
                         help="compression threads (default: all cores)")
     target.add_argument("--wait", action="store_true",
@@ -106,12 +114,7 @@ def _history_path(args: argparse.Namespace) -> str:
 
 def _configure_logging(args: argparse.Namespace) -> None:
     levels = (logging.WARNING, logging.INFO, logging.DEBUG)
-    level = logging.ERROR if args.quiet else levels[min(args.verbose, 2)]
-    logger = logging.getLogger("check_itop_backup")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
+    configure_logging(PROG, logging.ERROR if args.quiet else levels[min(args.verbose, 2)])
 
 
 def _progress_line(args: argparse.Namespace):
