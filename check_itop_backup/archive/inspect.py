@@ -32,13 +32,10 @@ out of this module, and no report exists for partial work.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import queue
 import stat
-import threading
 import time
 import zipfile
 import zlib
@@ -69,9 +66,7 @@ from check_itop_backup.units import format_size
 
 LEVELS = ("stat", "archive", "dump")  # cheapest first; "restore" is database/testrestore.py's
 READ_SIZE = 1 << 20  # compressed bytes per read
-INFLATE_SIZE = 4 << 20  # most decompressed bytes in one piece
-AHEAD = 2  # pieces inflated ahead of the scan (each up to INFLATE_SIZE)
-_END = object()
+INFLATE_SIZE = 4 << 20  # most decompressed bytes held at once
 SMALL_MEMBER_LIMIT = 4 << 20  # config-itop.php, extended headers
 MANIFEST_LIMIT = 1 << 20  # JSON takes ~20x its size in memory; ours lists a few hundred tables in ~50 kB
 MAX_LISTED_MEMBERS = 5000  # members kept for the report (all are counted)
@@ -262,18 +257,16 @@ class _GzipReader:
     """Decompressed pieces of a gzip file, read sequentially, every member's CRC-32 and length
     checked by the inflater (codec.py: ISA-L's; zlib's with *exact*)."""
 
-    def __init__(self, handle: BinaryIO, exact: bool = False, stop: threading.Event | None = None) -> None:
+    def __init__(self, handle: BinaryIO, exact: bool = False) -> None:
         self.handle = handle
         self.exact = exact
-        self.stop = stop or threading.Event()  # once set, nothing more is read
         self.members = 0
         self.read_bytes = 0
 
-    def pieces(self) -> Iterator[tuple[int, bytes]]:
-        """Yield each decompressed piece with the number of gzip members begun so far."""
+    def pieces(self) -> Iterator[bytes]:
         decompressor = None
         data = b""
-        while not self.stop.is_set():
+        while True:
             more = self.handle.read(READ_SIZE)
             self.read_bytes += len(more)
             data = data + more if data else more
@@ -297,7 +290,7 @@ class _GzipReader:
                 data = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
                 full = len(piece) == INFLATE_SIZE
                 if piece:
-                    yield self.members, piece
+                    yield piece
             if not more:
                 break
         if self.members == 0:
@@ -467,56 +460,13 @@ def walk_tar_gz(handle: BinaryIO, inspection: Any, exact: bool = False) -> int:
     (with *exact*, inflated by zlib, whose messages the verdicts quote).
     database/load.py uses it to load the dump straight from the archive.
     """
-    stop = threading.Event()  # set before this returns: the helper reads no more from *handle*
-    reader = _GzipReader(handle, exact, stop)
+    reader = _GzipReader(handle, exact)
     walker = _TarWalker(inspection)
-    with contextlib.closing(_ahead(reader.pieces(), stop)) as pieces:
-        for members, piece in pieces:
-            inspection.multi_member_gzip = members > 1
-            walker.feed(piece)
+    for piece in reader.pieces():
+        inspection.multi_member_gzip = reader.members > 1
+        walker.feed(piece)
     walker.finish()
     return reader.members
-
-
-def _ahead(items: Iterator[Any], stop: threading.Event) -> Iterator[Any]:
-    """Yield what *items* yields, produced on a helper thread up to ``AHEAD`` items in advance
-    (what it raises is raised here, in order): the inflater, which releases the GIL, works on
-    one core while the caller scans the piece before on the other. Closing this generator sets
-    *stop* and waits for the helper to end, at its next hand-over: it never reads again, so the
-    caller may close what it reads from (a wait that a timeout's signal interrupts)."""
-    queued: queue.Queue = queue.Queue(AHEAD)
-
-    def hand_over(entry: tuple) -> bool:
-        while not stop.is_set():
-            with contextlib.suppress(queue.Full):
-                queued.put(entry, timeout=0.1)
-                return True
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not hand_over((item, None)):
-                    return
-            hand_over((_END, None))
-        except BaseException as error:  # noqa: BLE001 - handed over to the consumer, which raises it
-            hand_over((None, error))
-
-    helper = threading.Thread(target=produce, name="inflate", daemon=True)
-    helper.start()
-    try:
-        while True:
-            item, error = queued.get()
-            if error is not None:
-                raise error
-            if item is _END:
-                return
-            yield item
-    finally:
-        stop.set()
-        with contextlib.suppress(queue.Empty):
-            queued.get_nowait()  # a blocked put() goes through at once
-        helper.join()
 
 
 def _zip_kind(info: zipfile.ZipInfo) -> bytes:
