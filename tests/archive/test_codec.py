@@ -3,6 +3,7 @@ without their wheels): the same archives and verdicts, and one ``-v`` line sayin
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tarfile
@@ -84,9 +85,11 @@ def test_without_isal_verify_gives_the_same_report_and_one_v_line_saying_so(tmp_
 def test_the_probe_without_isal_gives_the_same_verdict_and_says_so_at_vv(tmp_path):
     path = tmp_path / "itop-2026-11-26_23_30.tar.gz"
     path.write_bytes(ITOP_ARCHIVE.read_bytes())
-    argv = ["-f", str(path), "--settle", "0", "--verify", "dump", "-vv"]
+    path.chmod(0o600)
+    os.utime(path, (1_795_000_000, 1_795_000_000))
+    argv = ["-f", str(path), "--now", "2026-11-18T12:00:00+00:00", "--verify", "dump", "-vv"]
     probe = "from check_itop_backup.cli.check import check_main; check_main()"
-    runs = [subprocess.run([sys.executable, "-c", prefix + probe, *argv, "--history", tmp_path / f"{n}.sqlite"],
+    runs = [subprocess.run([sys.executable, "-c", prefix + probe, *argv, "--history", tmp_path / f"{n}.db"],
                            capture_output=True, text=True, check=False)
             for n, prefix in enumerate(("", WITHOUT_WHEELS))]
     assert runs[0].returncode == runs[1].returncode == 0
