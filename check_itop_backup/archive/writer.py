@@ -143,10 +143,11 @@ def gzip_member(data: bytes, level: int) -> bytes:
 
 
 def compress_chunk(data: bytes, level: int) -> bytes:
-    """Return *data* as one gzip member: deflated, or stored when samples show it will not shrink.
+    """Return *data* as one gzip member: deflated, or, when samples show it will hardly shrink,
+    stored (fast levels) or Huffman-coded only (dense levels, codec.gzip_literals).
 
-    Deflating random bytes (BLOBs, compressed attachments) costs CPU and saves nothing, so a
-    chunk whose spread samples do not compress at level 1 is stored as is.
+    Searching matches in random bytes (BLOBs, compressed attachments) costs CPU and saves
+    nothing, so a chunk whose spread samples do not compress at level 1 is not searched.
 
     >>> len(compress_chunk(bytes(1 << 20), 6)) < 2000, len(compress_chunk(os.urandom(1 << 20), 6)) > 1 << 20
     (True, True)
@@ -156,7 +157,7 @@ def compress_chunk(data: bytes, level: int) -> bytes:
         sampled = sum(len(gzip_member(data[index * step:index * step + _SAMPLE_SIZE], 1))
                       for index in range(_SAMPLES))
         if sampled > _INCOMPRESSIBLE * _SAMPLES * _SAMPLE_SIZE:
-            return stored_gzip_member(data)
+            return codec.gzip_literals(data, level) or stored_gzip_member(data)
     return gzip_member(data, level)
 
 
