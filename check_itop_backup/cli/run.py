@@ -19,10 +19,20 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from check_itop_backup.cli.options import add_options, add_timeout_option, instance_request, positive_int
+from check_itop_backup.cli.options import (
+    add_options,
+    add_timeout_option,
+    instance_request,
+    non_negative_int,
+    offsite_url,
+    positive_int,
+    store_settings,
+)
 
 if TYPE_CHECKING:
+    from check_itop_backup.backup.offsite import OffsiteJob
     from check_itop_backup.backup.run import BackupJob
+    from check_itop_backup.itop.instance import ItopInstance
 
 PROG = "itop-backup run"
 DEFAULT_TIMEOUT = "12h"
@@ -44,6 +54,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_options(target, "history")
     add_timeout_option(target, DEFAULT_TIMEOUT,
                        "exit 1; the temporary archive is removed, earlier archives are untouched")
+    offsite = parser.add_argument_group(
+        "copies in object storage",
+        "After each successful run the archive is uploaded (and the copies earlier runs could not "
+        "make); a failed upload keeps the local archive and exits 1.")
+    add_options(offsite, "offsite", "s3_endpoint_url", "s3_profile")
+    offsite.add_argument("--offsite-retention-count", metavar="N", type=non_negative_int,
+                         help="copies kept in the store after a successful upload, the newest never "
+                              "deleted (default: --retention-count; 0 keeps all)")
+    offsite.add_argument("--offsite-encrypt-to", metavar="RECIPIENT", action="append", default=[],
+                         help="encrypt the copy to this age (age1…) or SSH public key; repeat for more "
+                              "recipients (the local archive stays as it is)")
+    offsite.add_argument("--offsite-lock-days", metavar="N", type=non_negative_int, default=0,
+                         help="S3 Object Lock retention of each copy, in days (the bucket must have "
+                              "Object Lock enabled; default: none)")
+    offsite.add_argument("--offsite-lock-mode", choices=("governance", "compliance"), default="governance",
+                         help="Object Lock mode (default: %(default)s)")
     people = parser.add_argument_group("output")
     people.add_argument("--dry-run", action="store_true",
                         help="print the archive name, the dump command and the members; write nothing")
@@ -55,12 +81,15 @@ def run(args: argparse.Namespace) -> int:
     """Run one backup (or describe it with --dry-run); return the exit status."""
     from check_itop_backup import deadline
     from check_itop_backup.backup.run import BackupError, recorded_run, run_backup
+    from check_itop_backup.itop.instance import resolve_instance
 
     _configure_logging(args)
     try:
         with deadline.armed(args.timeout):  # the whole run, the configuration reading included
             try:
-                job = build_job(args)
+                instance = resolve_instance(instance_request(args))
+                job = build_job(args, instance)
+                offsite = build_offsite_job(args, instance)
             except ValueError as error:  # ConfigError
                 print(f"{PROG}: {error}", file=sys.stderr)
                 return 2
@@ -69,20 +98,70 @@ def run(args: argparse.Namespace) -> int:
                 return 0
             with recorded_run(_history_path(args), job.pattern.pattern) as results:
                 results.append(run_backup(job, _progress_line(args)))
+            if offsite is not None:
+                copied = _copy_offsite(args, job, offsite, results[0].archive)
     except (BackupError, deadline.StageTimeoutError) as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 1
     _report(args, results[0])
-    return 0
+    if offsite is not None and copied is not None:
+        _report_copies(args, copied)
+    return 0 if offsite is None or copied is not None else 1
 
 
-def build_job(args: argparse.Namespace) -> BackupJob:
-    """Resolve the options, param files and config into a BackupJob; raise ConfigError."""
+def build_offsite_job(args: argparse.Namespace, instance: ItopInstance) -> OffsiteJob | None:
+    """The OffsiteJob of the offsite options and param files (None without ``--offsite``)."""
+    from check_itop_backup.itop.instance import ConfigError
+
+    try:
+        url = offsite_url(args, instance.params)
+    except ValueError as error:
+        raise ConfigError(f"--offsite: {error}") from None
+    if url is None:
+        if args.offsite_encrypt_to or args.offsite_lock_days or args.offsite_retention_count is not None:
+            raise ConfigError("the --offsite-* options need --offsite s3://BUCKET/PREFIX")
+        return None
+    from check_itop_backup.backup.offsite import OffsiteJob
+    from check_itop_backup.offsite.location import Location
+    from check_itop_backup.offsite.upload import recipients_from
+
+    try:
+        recipients_from(tuple(args.offsite_encrypt_to))
+    except ValueError as error:
+        raise ConfigError(f"--offsite-encrypt-to: {error}") from None
+    count = args.offsite_retention_count
+    return OffsiteJob(Location.parse(url), store_settings(args),
+                      retention_count=(instance.retention_count or 0) if count is None else count,
+                      recipients=tuple(args.offsite_encrypt_to), lock_days=args.offsite_lock_days,
+                      lock_mode=args.offsite_lock_mode)
+
+
+def _copy_offsite(args: argparse.Namespace, job: BackupJob, offsite: OffsiteJob, archive: str):
+    """Copy the run's archive (and pending ones); the result, or None after printing why not."""
+    from check_itop_backup.backup.offsite import OffsiteCopyError, copy_offsite
+
+    try:
+        return copy_offsite(offsite, job.pattern, archive, _history_path(args))
+    except OffsiteCopyError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return None
+
+
+def _report_copies(args: argparse.Namespace, copied) -> None:
+    if args.quiet or not (args.verbose or sys.stderr.isatty()):
+        return
+    for path, key in copied.copied:
+        print(f"copied {os.path.basename(path)} to {key}")
+    if copied.deleted:
+        print(f"offsite retention: {len(copied.deleted)} old copy(ies) deleted")
+
+
+def build_job(args: argparse.Namespace, instance: ItopInstance) -> BackupJob:
+    """Turn the resolved instance and the options into a BackupJob; raise ConfigError."""
     from check_itop_backup.backup.run import BackupJob
-    from check_itop_backup.itop.instance import ConfigError, resolve_instance
+    from check_itop_backup.itop.instance import ConfigError
     from check_itop_backup.itop.phpconfig import PhpConfigError, setting_array, setting_text
 
-    instance = resolve_instance(instance_request(args))
     if not instance.database.name:
         raise ConfigError("no database name: give --itop-config or --db-name")
     try:

@@ -1,0 +1,1 @@
+"""Copies in S3-compatible object storage: where they go, the store, upload, download."""
