@@ -210,7 +210,7 @@ class OffsiteFlagContext(Limits):
     """``offsite_mismatch`` (1 is CRITICAL) and ``offsite_verified`` (0 is CRITICAL)."""
 
     def __init__(self, probe: OffsiteProbe, name: str) -> None:
-        super().__init__(name, critical="0" if name == "offsite_mismatch" else "1")
+        super().__init__(name, critical="0" if name == "offsite_mismatch" else "1:")
         self.probe = probe
 
     def hint(self, metric: nagiosplugin.Metric, resource: object, state: object) -> str:
