@@ -74,7 +74,7 @@ def copy_offsite(job: OffsiteJob, pattern: NamePattern, archive: str, history_pa
         recipients = recipients_from(job.recipients) if job.recipients else ()
     except ValueError as error:
         raise OffsiteCopyError(f"--offsite-encrypt-to: {error}") from None
-    _history(history_path, lambda h: h.upload_requested(series, archive, destination, time.time()))
+    _requested(history_path, series, archive, destination)
     pending = _history(history_path, lambda h: h.pending_uploads(series, destination)) or [archive]
     copied: list[tuple[str, str]] = []
     path = archive
@@ -82,6 +82,7 @@ def copy_offsite(job: OffsiteJob, pattern: NamePattern, archive: str, history_pa
         store = Store(job.store)
         pending = _without_copy(store, job, pattern, pending)
         for path in pending:
+            _requested(history_path, series, path, destination)
             if not os.path.exists(path):
                 _log.warning("%s was deleted before it was copied to %s", path, destination)
                 _ended(history_path, path, destination, "lost", None, "deleted before it was copied")
@@ -95,7 +96,6 @@ def copy_offsite(job: OffsiteJob, pattern: NamePattern, archive: str, history_pa
     except (OffsiteError, OSError) as error:
         reason = str(error) if isinstance(error, OffsiteError) \
             else f"cannot read {error.filename}: {error.strerror}"
-        _history(history_path, lambda h: h.upload_requested(series, path, destination, time.time()))
         _ended(history_path, path, destination, "pending", None, reason)
         raise OffsiteCopyError(f"{os.path.basename(path)} is not copied to {destination} ({reason}); "
                                "it is kept here and the next run retries") from None
@@ -153,6 +153,10 @@ def _history(path: str, work):
     except HistoryError as error:
         _log.warning("the upload is not recorded: %s", error)
         return None
+
+
+def _requested(history_path: str, series: str, path: str, destination: str) -> None:
+    _history(history_path, lambda h: h.upload_requested(series, path, destination, time.time()))
 
 
 def _ended(history_path: str, path: str, destination: str, state: str, key: str | None, message: str) -> None:

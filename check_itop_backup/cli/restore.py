@@ -60,7 +60,13 @@ def archive_source(args: argparse.Namespace, prog: str):
 
     if not is_remote(args.archive):
         return args.archive
-    from check_itop_backup.cli.options import store_settings
+    from check_itop_backup.cli.options import need_offsite_modules, store_settings
+
+    try:
+        need_offsite_modules()
+    except ValueError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return None
     from check_itop_backup.offsite.download import RemoteArchive, identities_from
     from check_itop_backup.offsite.store import OffsiteError, Store
 

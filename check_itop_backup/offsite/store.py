@@ -75,7 +75,7 @@ class Store:
     def __init__(self, settings: StoreSettings) -> None:
         with explained(f"use the S3 settings{' of profile ' + settings.profile if settings.profile else ''}"):
             session = boto3.session.Session(profile_name=settings.profile)
-            left = deadline.current.remaining()
+            left = max(1.0, deadline.current.remaining())  # an expired deadline ends the stage anyway
             config = botocore.config.Config(
                 connect_timeout=min(CONNECT_TIMEOUT_S, left), read_timeout=min(READ_TIMEOUT_S, left),
                 retries={"max_attempts": 3, "mode": "standard"},

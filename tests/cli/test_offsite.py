@@ -3,10 +3,12 @@ the probe's ``--offsite``, ``itop-backup verify`` and ``restore`` of ``s3://`` c
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta
 from urllib.parse import urlparse
@@ -20,7 +22,7 @@ from check_itop_backup.offsite.location import Location
 from check_itop_backup.offsite.store import Store, StoreSettings
 from check_itop_backup.offsite.upload import ArchiveIdentity, upload_archive
 from tests.backup.test_run import RUN, checksums, populate, write_itop
-from tests.checkrun import run_check
+from tests.checkrun import place_archive, run_check
 from tests.proc import processes
 from tests.s3server import SECRET_KEY, Relay, closed_endpoint
 
@@ -123,6 +125,12 @@ def test_a_failed_upload_keeps_the_archive_exits_1_and_the_next_run_retries(setu
     with sqlite3.connect(setup.history) as connection:
         assert connection.execute("SELECT status FROM runs").fetchall() == [("ok",)]
 
+    with pytest.raises(SystemExit):
+        backup_main(["history", "--history", str(setup.history), "--format", "json"])
+    [upload] = [event for event in json.loads(capsys.readouterr().out) if event["event"] == "upload"]
+    assert (upload["state"], upload["archive"]) == ("pending", str(setup.target / name))
+    assert upload["detail"] == f"{setup.url}/: {message}"
+
     assert setup.run("--timezone", "Asia/Tokyo") == 0
     assert len(setup.keys()) == 2 and f"itop/{name}" in setup.keys()
     assert [row[1] for row in setup.uploads()] == ["done", "done"]
@@ -179,8 +187,8 @@ def test_wrong_key_is_unknown_for_the_offsite_part_only(setup, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     unknown = setup.check()
     assert unknown.exit_code == 3, unknown.stdout
-    assert unknown.status_line.startswith(f"ITOP_BACKUP UNKNOWN - offsite copy cannot be checked: cannot list "
-                                          f"{setup.url}/: SignatureDoesNotMatch")
+    assert unknown.status_line.startswith("ITOP_BACKUP UNKNOWN - offsite copy cannot be checked: cannot "
+                                          f"list {setup.url}/: SignatureDoesNotMatch")
     assert f"; {name}: " in unknown.status_line  # the local verdict, OK, is there too
     assert "age=" in unknown.perfdata and "offsite" not in unknown.perfdata
     critical = setup.check("--size-min", "1GB")
@@ -252,11 +260,18 @@ def test_an_encrypted_copy_verifies_and_restores_from_the_store_with_the_identit
     out = capsys.readouterr()
     assert verified.value.code == 0, out.err
     assert out.out.startswith(f"s3://{setup.bucket}/{key}: OK at dump level")
+    server = ["--db-host", f"{setup.settings['host']}:{setup.settings['port']}",
+              "--db-user", setup.settings["user"]]
+    with pytest.raises(SystemExit) as test_restored:
+        backup_main(["verify", f"s3://{setup.bucket}/{key}", "--identity", str(key_file), *endpoint,
+                     "--level", "restore", *server])
+    out = capsys.readouterr()
+    assert test_restored.value.code == 0, out.err
+    assert out.out.startswith(f"s3://{setup.bucket}/{key}: OK at restore level")
 
     with pytest.raises(SystemExit) as restored:
         backup_main(["restore", f"s3://{setup.bucket}/{key}", "--identity", str(key_file), *endpoint,
-                     "--db-host", f"{setup.settings['host']}:{setup.settings['port']}",
-                     "--db-user", setup.settings["user"], "--db-name", new_database])
+                     *server, "--db-name", new_database])
     out = capsys.readouterr()
     assert restored.value.code == 0, out.err
     assert f"restored s3://{setup.bucket}/{key} into {new_database}" in out.out
@@ -338,3 +353,39 @@ def test_the_offsite_param_file_key_is_used(setup, tmp_path):
     assert run_check("--itop-config", setup.config, "-f", setup.pattern, "--settle", "0", "--history",
                      tmp_path / f"{unique}.sqlite", "--param-file", params, "--s3-endpoint-url",
                      setup.store.endpoint).status_line.endswith(f"copied to {setup.url}/{name}")
+
+
+def _imported(tmp_path, *more: str) -> set[str]:
+    """The modules a probe process imports (``python -X importtime``), with options *more*."""
+    archive = place_archive(tmp_path / "itop-2026-11-26.tar.gz", datetime.now())
+    archive.chmod(0o600)
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                           "from check_itop_backup.cli.check import check_main; check_main()",
+                           "--backup-file", str(archive), "--settle", "0",
+                           "--history", str(tmp_path / "h.sqlite"), *more],
+                          capture_output=True, text=True, check=False)
+    lines = done.stderr.splitlines()
+    return {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
+
+
+def test_the_plain_probe_imports_nothing_of_the_offsite_part(tmp_path):
+    plain = _imported(tmp_path)
+    assert "check_itop_backup.check.resource" in plain
+    assert not {name for name in plain if name.split(".")[0] in ("boto3", "botocore", "pyrage")
+                or name.startswith(("check_itop_backup.offsite", "check_itop_backup.check.offsite"))}
+    offsite = _imported(tmp_path, "--offsite", "s3://bucket/x", "--s3-endpoint-url", closed_endpoint())
+    assert {"boto3", "check_itop_backup.offsite.store", "check_itop_backup.check.offsite"} <= offsite
+
+
+def test_without_boto3_the_offsite_options_say_what_to_install(tmp_path):
+    hidden = "import sys; sys.modules['boto3'] = None\n"
+    verify = (hidden + "from check_itop_backup.cli.backup import backup_main\n"
+              "backup_main(['verify', 's3://bucket/x.tar.gz'])\n")
+    done = subprocess.run([sys.executable, "-c", verify], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stderr) == (1, "itop-backup verify: copies in object storage need boto3: "
+                                                 "pip install 'check_itop_backup[offsite]'\n")
+    check = (hidden + "from check_itop_backup.cli.check import check_main\n"
+             "check_main(['-f', '/x/y', '--offsite', 's3://bucket/x'])\n")
+    probe = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=False)
+    assert (probe.returncode, probe.stdout) == (3, "ITOP_BACKUP UNKNOWN - offsite: copies in object storage "
+                                                   "need boto3: pip install 'check_itop_backup[offsite]'\n")
