@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -127,6 +128,9 @@ class SeaweedFS:
         return name
 
 
+_REQUEST_LINE = re.compile(rb"^((?:GET|HEAD|PUT|POST|DELETE) \S+) HTTP/1\.1\r$", re.MULTILINE)
+
+
 def closed_endpoint() -> str:
     """An endpoint URL on a loopback port nobody listens on."""
     with socket.socket() as probe:
@@ -138,12 +142,14 @@ class Relay:
     """A TCP relay to *target* on a free loopback port. When *hold_parts*, it stops forwarding a
     request as soon as an UploadPart request (``partNumber=``) has passed some body bytes, and
     sets ``holding``: the upload is then mid-way for as long as the test wants. With *corrupt*,
-    it flips one byte of the first UploadPart's body instead."""
+    it flips one byte of the first UploadPart's body instead. ``requests`` lists the request lines
+    (method and target) it saw."""
 
     def __init__(self, target_port: int, hold_parts: bool = False, corrupt: bool = False) -> None:
         self.target_port, self.hold_parts, self.corrupt = target_port, hold_parts, corrupt
         self.holding = threading.Event()
         self.corrupted = False
+        self.requests: list[str] = []
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(16)
@@ -171,6 +177,7 @@ class Relay:
                 if not data:
                     break
                 if upstream:
+                    self.requests += [line.decode("ascii", "replace") for line in _REQUEST_LINE.findall(data)]
                     seen = (seen + data)[-200000:]
                     in_part = b"partNumber=" in seen and b"\r\n\r\n" in seen.split(b"partNumber=", 1)[1]
                     if in_part and self.hold_parts:

@@ -10,7 +10,10 @@ operation and the address; botocore's own messages never hold the secret key.
 
 Checksums are computed by us (upload.py) and sent where S3 expects them; botocore's own
 default of adding a CRC to every request (``when_supported``, botocore 1.36) is turned off
-(``when_required``), as many S3-compatible stores refuse it.
+(``when_required``), as many S3-compatible stores refuse it. The signature covers the headers,
+our checksum among them, not a second SHA-256 of each body (``payload_signing_enabled``
+off, which botocore does by itself over HTTPS when a checksum is sent; over plain HTTP it
+would hash every part twice).
 """
 
 from __future__ import annotations
@@ -80,7 +83,8 @@ class Store:
                 connect_timeout=min(CONNECT_TIMEOUT_S, left), read_timeout=min(READ_TIMEOUT_S, left),
                 retries={"max_attempts": 3, "mode": "standard"},
                 request_checksum_calculation="when_required", response_checksum_validation="when_required",
-                s3={"addressing_style": "path" if settings.endpoint_url else "auto"})
+                s3={"addressing_style": "path" if settings.endpoint_url else "auto",
+                    "payload_signing_enabled": False})
             self.client = session.client("s3", endpoint_url=settings.endpoint_url, config=config,
                                          region_name=session.region_name or DEFAULT_REGION)
 

@@ -24,7 +24,7 @@ from check_itop_backup.offsite.upload import ArchiveIdentity, upload_archive
 from tests.backup.test_run import RUN, checksums, populate, write_itop
 from tests.checkrun import place_archive, run_check
 from tests.proc import processes
-from tests.s3server import SECRET_KEY, Relay, closed_endpoint
+from tests.s3server import ACCESS_KEY, SECRET_KEY, Relay, closed_endpoint
 
 
 @pytest.fixture
@@ -92,8 +92,14 @@ def test_round_trip_upload_probe_delete_and_copy_again(setup, capsys):
     assert len(head["Metadata"]["dump-sha256"]) == 64 and head["Metadata"]["tables"] == "3"
     assert setup.uploads() == [(str(local), "done", f"itop/{name}", setup.uploads()[0][3])]
 
-    ok = setup.check()
+    relay = Relay(urlparse(setup.store.endpoint).port)
+    try:
+        ok = setup.check(endpoint=relay.endpoint)
+    finally:
+        relay.close()
     assert ok.exit_code == 0, ok.stdout
+    listing = f"GET /{setup.bucket}?list-type=2&prefix=itop%2F&delimiter=%2F&encoding-type=url"
+    assert relay.requests == [listing, f"HEAD /{setup.bucket}/itop/{name}"]  # listing and HEAD only
     assert f"copied to {setup.url}/{name}" in ok.status_line
     assert f"offsite_size={local.stat().st_size}B" in ok.perfdata
     assert "offsite_age=" in ok.perfdata and "offsite_lag=" in ok.perfdata
@@ -236,6 +242,13 @@ def test_the_probe_verifies_the_copy_streamed_from_the_store(setup, tmp_path):
 
 def test_an_encrypted_copy_verifies_and_restores_from_the_store_with_the_identity(setup, new_database,
                                                                                tmp_path, capsys):
+    outputs: list[str] = []
+
+    def said(capture):
+        out = capture.readouterr()
+        outputs.extend((out.out, out.err))
+        return out
+
     identity = pyrage.x25519.Identity.generate()
     key_file = tmp_path / "itop-backup.key"
     key_file.write_text(f"# created by the test\n{identity}\n")
@@ -253,11 +266,11 @@ def test_an_encrypted_copy_verifies_and_restores_from_the_store_with_the_identit
     with pytest.raises(SystemExit) as refused:
         backup_main(["verify", f"s3://{setup.bucket}/{key}", *endpoint])
     assert refused.value.code == 1
-    assert capsys.readouterr().err == (f"itop-backup verify: s3://{setup.bucket}/{key} is encrypted: give "
+    assert said(capsys).err == (f"itop-backup verify: s3://{setup.bucket}/{key} is encrypted: give "
                                        "--identity FILE (the age identity of one of its recipients)\n")
     with pytest.raises(SystemExit) as verified:
         backup_main(["verify", f"s3://{setup.bucket}/{key}", "--identity", str(key_file), *endpoint])
-    out = capsys.readouterr()
+    out = said(capsys)
     assert verified.value.code == 0, out.err
     assert out.out.startswith(f"s3://{setup.bucket}/{key}: OK at dump level")
     server = ["--db-host", f"{setup.settings['host']}:{setup.settings['port']}",
@@ -265,14 +278,14 @@ def test_an_encrypted_copy_verifies_and_restores_from_the_store_with_the_identit
     with pytest.raises(SystemExit) as test_restored:
         backup_main(["verify", f"s3://{setup.bucket}/{key}", "--identity", str(key_file), *endpoint,
                      "--level", "restore", *server])
-    out = capsys.readouterr()
+    out = said(capsys)
     assert test_restored.value.code == 0, out.err
     assert out.out.startswith(f"s3://{setup.bucket}/{key}: OK at restore level")
 
     with pytest.raises(SystemExit) as restored:
         backup_main(["restore", f"s3://{setup.bucket}/{key}", "--identity", str(key_file), *endpoint,
                      *server, "--db-name", new_database])
-    out = capsys.readouterr()
+    out = said(capsys)
     assert restored.value.code == 0, out.err
     assert f"restored s3://{setup.bucket}/{key} into {new_database}" in out.out
     assert checksums(setup.settings, new_database) == checksums(setup.settings, setup.database)
@@ -283,11 +296,13 @@ def test_an_encrypted_copy_verifies_and_restores_from_the_store_with_the_identit
         backup_main(["verify", f"s3://{setup.bucket}/{key}", "--identity", str(tmp_path / "other.key"),
                      *endpoint])
     assert wrong.value.code == 1
-    assert f"cannot read s3://{setup.bucket}/{key}: cannot decrypt" in capsys.readouterr().err
+    assert f"cannot read s3://{setup.bucket}/{key}: cannot decrypt" in said(capsys).err
 
     secret_texts = (SECRET_KEY.encode(), str(identity).encode(), str(other).encode())
     history = setup.history.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("history*"))
     assert not any(text in history for text in secret_texts)
+    said = "".join(outputs).encode()
+    assert said and not any(text in said for text in secret_texts)
 
 
 def test_remote_retention_keeps_the_newest_and_object_lock_keeps_what_it_deleted(itop, s3_environment):
@@ -307,6 +322,21 @@ def test_remote_retention_keeps_the_newest_and_object_lock_keeps_what_it_deleted
     [version] = [v["VersionId"] for v in versions if v["Key"] == first]
     with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
         client.delete_object(Bucket=setup.bucket, Key=first, VersionId=version)
+
+
+def test_credentials_from_a_profile_of_the_aws_files(setup, tmp_path, monkeypatch, capsys):
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[itop-offsite]\naws_access_key_id = {ACCESS_KEY}\n"
+                           f"aws_secret_access_key = {SECRET_KEY}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    assert setup.run() == 1  # no credentials in the default profile
+    assert "Unable to locate credentials" in capsys.readouterr().err
+    assert setup.run("--timezone", "Asia/Tokyo", "--s3-profile", "itop-offsite") == 0
+    assert len(setup.keys()) == 2
+    assert setup.run("--timezone", "America/New_York", "--s3-profile", "nobody") == 1
+    assert "The config profile (nobody) could not be found" in capsys.readouterr().err
 
 
 def test_the_content_md5_path_for_stores_without_sha256_checksums(s3_environment, tmp_path):
