@@ -13,7 +13,7 @@ import pytest
 from check_itop_backup.history import MIGRATIONS, ArchiveRecord, History, HistoryError, TicketRecord
 
 SERIES = "/backups/itop-%Y-%m-%d"
-TABLES = ["archives", "runs", "tickets", "verdicts", "verifications"]
+TABLES = ["archives", "runs", "tickets", "uploads", "verdicts", "verifications"]
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_a_version_1_history_gains_the_verdicts_table_and_keeps_its_rows(tmp_pat
 
     History.open(str(path)).close()
 
-    assert rows(path, "PRAGMA user_version") == [(2,)]
+    assert rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
     assert rows(path, "SELECT COUNT(*) FROM verdicts") == [(0,)]
     assert rows(path, "SELECT series, started, status FROM runs") == [("s", 1.0, "ok")]
 

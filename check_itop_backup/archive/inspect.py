@@ -313,7 +313,7 @@ class _GzipReader:
 
     def _sequential_pieces(self, start: int) -> Iterator[bytes]:
         skip = start % READ_SIZE
-        if start:
+        if self.handle.seekable():  # back to where the parallel reads left the sequential pass
             self.handle.seek(start - skip)
         self.read_bytes = start - skip
         decompressor = None

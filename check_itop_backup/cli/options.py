@@ -133,18 +133,10 @@ def offsite_url(args: argparse.Namespace, params: dict[str, str]) -> str | None:
         from check_itop_backup.offsite.location import Location
 
         Location.parse(url)
-        need_offsite_modules()
+        from check_itop_backup.offsite import require_modules
+
+        require_modules()
     return url
-
-
-def need_offsite_modules() -> None:
-    """Raise ValueError when boto3 or pyrage, the optional modules of object storage, are missing."""
-    try:
-        import boto3  # noqa: F401
-        import pyrage  # noqa: F401
-    except ImportError as error:
-        raise ValueError(f"copies in object storage need {error.name}: pip install "
-                         "'check_itop_backup[offsite]'") from None
 
 
 def store_settings(args: argparse.Namespace):

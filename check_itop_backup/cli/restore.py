@@ -60,10 +60,11 @@ def archive_source(args: argparse.Namespace, prog: str):
 
     if not is_remote(args.archive):
         return args.archive
-    from check_itop_backup.cli.options import need_offsite_modules, store_settings
+    from check_itop_backup.cli.options import store_settings
+    from check_itop_backup.offsite import require_modules
 
     try:
-        need_offsite_modules()
+        require_modules()
     except ValueError as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return None
