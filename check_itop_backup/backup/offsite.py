@@ -50,7 +50,8 @@ class OffsiteJob:
 
 @dataclass(frozen=True)
 class OffsiteResult:
-    """What was copied (archive path, key) and deleted from the store by its retention."""
+    """What was copied (archive path, ``s3://`` URL of the copy) and deleted from the store by its
+    retention (keys)."""
 
     copied: tuple[tuple[str, str], ...]
     deleted: tuple[str, ...] = ()
@@ -92,14 +93,14 @@ def copy_offsite(job: OffsiteJob, pattern: NamePattern, archive: str, history_pa
                                           _lock(job))
             _log.info("copied %s to %s (%s)", path, job.location.url(uploaded.key), uploaded.checksum)
             _ended(history_path, path, destination, "done", uploaded.key, uploaded.checksum)
-            copied.append((path, uploaded.key))
+            copied.append((path, job.location.url(uploaded.key)))
     except (OffsiteError, OSError) as error:
         reason = str(error) if isinstance(error, OffsiteError) \
             else f"cannot read {error.filename}: {error.strerror}"
         _ended(history_path, path, destination, "pending", None, reason)
         raise OffsiteCopyError(f"{os.path.basename(path)} is not copied to {destination} ({reason}); "
                                "it is kept here and the next run retries") from None
-    deleted = _remote_retention(store, job, pattern, copied[-1][1] if copied else "") if copied else ()
+    deleted = _remote_retention(store, job, pattern, copied[-1][1]) if copied else ()
     return OffsiteResult(tuple(copied), deleted)
 
 
@@ -121,8 +122,8 @@ def _lock(job: OffsiteJob) -> ObjectLock | None:
 
 
 def _remote_retention(store: Store, job: OffsiteJob, pattern: NamePattern, newest: str) -> tuple[str, ...]:
-    """Delete the copies of *pattern* beyond ``retention_count``, never *newest*; a copy the
-    store refuses to delete (Object Lock) is a warning."""
+    """Delete the copies of *pattern* beyond ``retention_count``, never *newest* (the URL of the
+    copy just made); a copy the store refuses to delete is a warning."""
     if job.retention_count <= 0:
         return ()
     directory = os.path.dirname(pattern.pattern)

@@ -150,8 +150,8 @@ def _copy_offsite(args: argparse.Namespace, job: BackupJob, offsite: OffsiteJob,
 def _report_copies(args: argparse.Namespace, copied) -> None:
     if args.quiet or not (args.verbose or sys.stderr.isatty()):
         return
-    for path, key in copied.copied:
-        print(f"copied {os.path.basename(path)} to {key}")
+    for path, url in copied.copied:
+        print(f"copied {os.path.basename(path)} to {url}")
     if copied.deleted:
         print(f"offsite retention: {len(copied.deleted)} old copy(ies) deleted")
 

@@ -22,7 +22,7 @@ from check_itop_backup.offsite.location import Location
 from check_itop_backup.offsite.store import Store, StoreSettings
 from check_itop_backup.offsite.upload import ArchiveIdentity, upload_archive
 from tests.backup.test_run import RUN, checksums, populate, write_itop
-from tests.checkrun import place_archive, run_check
+from tests.checkrun import ITOP_ARCHIVE, place_archive, run_check
 from tests.proc import processes
 from tests.s3server import ACCESS_KEY, SECRET_KEY, Relay, closed_endpoint
 
@@ -81,9 +81,9 @@ def later(hours: float) -> str:
 
 
 def test_round_trip_upload_probe_delete_and_copy_again(setup, capsys):
-    assert setup.run() == 0
+    assert setup.run("-v") == 0
     [name] = setup.archives()
-    assert capsys.readouterr().err == ""
+    assert f"\ncopied {name} to {setup.url}/{name}\n" in capsys.readouterr().out
     assert setup.keys() == [f"itop/{name}"]
     head = setup.store.client().head_object(Bucket=setup.bucket, Key=f"itop/{name}")
     local = setup.target / name
@@ -419,3 +419,18 @@ def test_without_boto3_the_offsite_options_say_what_to_install(tmp_path):
     probe = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=False)
     assert (probe.returncode, probe.stdout) == (3, "ITOP_BACKUP UNKNOWN - offsite: copies in object storage "
                                                    "need boto3: pip install 'check_itop_backup[offsite]'\n")
+
+
+def test_itop_own_archive_verifies_streamed_from_the_store(s3_environment, capsys):
+    bucket = s3_environment.bucket()
+    s3_environment.client().upload_file(str(ITOP_ARCHIVE), bucket, "itop/itop-2026-11-26.tar.gz")
+    url = f"s3://{bucket}/itop/itop-2026-11-26.tar.gz"
+    with pytest.raises(SystemExit) as verified:
+        backup_main(["verify", url, "--s3-endpoint-url", s3_environment.endpoint])
+    out = capsys.readouterr()
+    assert verified.value.code == 0, out.err
+    assert out.out.startswith(f"{url}: OK at dump level")  # one gzip member, read as a stream
+    with pytest.raises(SystemExit) as missing:
+        backup_main(["verify", url + ".old", "--s3-endpoint-url", s3_environment.endpoint])
+    assert missing.value.code == 1
+    assert capsys.readouterr().err == f"itop-backup verify: {url}.old does not exist\n"
