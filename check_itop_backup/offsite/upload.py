@@ -95,15 +95,20 @@ def upload_archive(store: Store, where: Location, path: str, identity: ArchiveId
     if lock is not None:
         request.update(ObjectLockMode=lock.mode.upper(), ObjectLockRetainUntilDate=lock.until)
     doing = f"upload {identity.name} to {where.url(key)}"
-    with explained(doing):
-        try:
-            created = store.client.create_multipart_upload(
-                **request, **({"ChecksumAlgorithm": "SHA256"} if checksum == "SHA256" else {}))
-        except Exception as error:  # noqa: BLE001 - only a store without SHA-256 checksums is retried
-            if checksum != "SHA256" or _error_code(error) not in _NO_CHECKSUM_CODES:
-                raise
-            checksum = "MD5"
-            created = store.client.create_multipart_upload(**request)
+    try:
+        with explained(doing):
+            try:
+                created = store.client.create_multipart_upload(
+                    **request, **({"ChecksumAlgorithm": "SHA256"} if checksum == "SHA256" else {}))
+            except Exception as error:  # noqa: BLE001 - only a store without SHA-256 checksums is retried
+                if checksum != "SHA256" or _error_code(error) not in _NO_CHECKSUM_CODES:
+                    raise
+                checksum = "MD5"
+                created = store.client.create_multipart_upload(**request)
+    except OffsiteError as error:
+        if lock is None:
+            raise
+        raise OffsiteError(f"{error}; Object Lock needs a bucket created with it enabled") from None
     part_size = max(PART_SIZE, -(-os.path.getsize(path) // (MAX_PARTS - 10)))
     parts = _Parts(store, where.bucket, key, created["UploadId"], checksum, part_size, doing)
     try:

@@ -434,3 +434,14 @@ def test_itop_own_archive_verifies_streamed_from_the_store(s3_environment, capsy
         backup_main(["verify", url + ".old", "--s3-endpoint-url", s3_environment.endpoint])
     assert missing.value.code == 1
     assert capsys.readouterr().err == f"itop-backup verify: {url}.old does not exist\n"
+
+
+def test_object_lock_on_a_bucket_without_it_is_one_line(setup, capsys):
+    assert setup.run("--offsite-lock-days", "1") == 1
+    [name] = setup.archives()
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"itop-backup run: {name} is not copied to {setup.url}/ (cannot upload {name} "
+                           f"to {setup.url}/{name}: ")
+    assert line.endswith("; Object Lock needs a bucket created with it enabled); it is kept here and the next "
+                         "run retries")
+    assert setup.keys() == []
