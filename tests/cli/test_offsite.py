@@ -442,6 +442,6 @@ def test_object_lock_on_a_bucket_without_it_is_one_line(setup, capsys):
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(f"itop-backup run: {name} is not copied to {setup.url}/ (cannot upload {name} "
                            f"to {setup.url}/{name}: ")
-    assert line.endswith("; Object Lock needs a bucket created with it enabled); it is kept here and the next "
-                         "run retries")
+    assert line.endswith("; Object Lock needs a bucket created with it enabled); it is kept here and the "
+                         "next run retries")
     assert setup.keys() == []
