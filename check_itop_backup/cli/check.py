@@ -367,6 +367,8 @@ def _offsite(args: argparse.Namespace, settings: CheckSettings):
         every = parse_duration(args.offsite_verify_every) if args.offsite_verify_every else None
     except ValueError as error:
         raise ConfigError(f"offsite: {error}") from None
+    if every is not None and (url is None or args.verify not in ("dump", "restore")):
+        raise ConfigError("--offsite-verify-every needs --offsite and --verify dump (or restore)")
     if url is None:
         return None
     from check_itop_backup.check.offsite import OffsiteSettings

@@ -369,6 +369,15 @@ def test_bad_offsite_options_are_one_line_and_exit_2(itop, capsys):
     assert not (tmp_path / "b").exists()
 
 
+def test_offsite_verify_every_without_what_it_needs_is_unknown(tmp_path):
+    for more in ((), ("--offsite", "s3://bucket/x"), ("--verify", "dump")):
+        answer = run_check("-f", tmp_path / "x-%Y", "--offsite-verify-every", "7d", *more)
+        assert (answer.exit_code, answer.stdout) == (3, "ITOP_BACKUP UNKNOWN - --offsite-verify-every needs "
+                                                        "--offsite and --verify dump (or restore)\n")
+    answer = run_check("-f", tmp_path / "x-%Y", "--offsite", "s3://bucket/x", "--offsite-grace", "soon")
+    assert answer.exit_code == 3 and answer.stdout.startswith("ITOP_BACKUP UNKNOWN - offsite: ")
+
+
 def test_the_offsite_param_file_key_is_used(setup, tmp_path):
     params = tmp_path / "offsite.params"
     params.write_text(f"offsite = {setup.url}\n")
