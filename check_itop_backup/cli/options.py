@@ -87,6 +87,9 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
         help="archives kept by iTop's retention (default: the config's retention_count, 5 with "
              "--itop-config, else none; 0: keep all): a backup deletes older ones of the pattern "
              "after success, the check warns when fewer are found")),
+    "instance": (("--instance",), dict(
+        metavar="NAME", help="the instance's name in the Prometheus label itop_instance and the Checkmk "
+                             "service names (default: the database name, __DB__)")),
     "history": (("--history",), dict(
         metavar="PATH", help=f"the SQLite history of archives, runs and verdicts (default: "
                              f"${HISTORY_ENV}, else {DEFAULT_HISTORY})")),
@@ -98,6 +101,11 @@ def add_options(group: argparse._ArgumentGroup, *names: str) -> None:
     for name in names:
         flags, keywords = OPTIONS[name]
         group.add_argument(*flags, **keywords)
+
+
+def instance_label(args: argparse.Namespace, database_name: str | None = None) -> str:
+    """The instance's name for Prometheus and Checkmk: ``--instance``, else the database name."""
+    return getattr(args, "instance", None) or database_name or getattr(args, "db_name", None) or "itop"
 
 
 def add_timeout_option(group: argparse._ArgumentGroup, default: str, outcome: str,
