@@ -112,17 +112,17 @@ class ItopBackup(nagiosplugin.Resource):
             except HistoryError as error:
                 raise nagiosplugin.CheckError(str(error)) from None
         if self.verifier is not None:
+            restore = self.verifier.settings.level == "restore"
             try:
+                if restore:  # the one before this run's, should this run's not finish
+                    self.restore_test = self.history.latest_verification(self.series, "restore")
                 verification = self.verifier.verify(judged, self.series, self.history,
                                                     settings.now.timestamp())
+                if restore and verification.level == "restore":
+                    self.restore_test = self.history.latest_verification(self.series, "restore")
             except (HistoryError, OSError) as error:
                 raise nagiosplugin.CheckError(f"cannot verify {judged.path}: {error}") from None
             self.verification = verification
-            if self.verifier.settings.level == "restore":
-                try:
-                    self.restore_test = self.history.latest_verification(self.series, "restore")
-                except HistoryError as error:
-                    raise nagiosplugin.CheckError(str(error)) from None
             yield nagiosplugin.Metric("verified", int(verification.state != "critical"), min=0, max=1)
             yield nagiosplugin.Metric("verification_warnings", len(verification.warnings), min=0)
 

@@ -45,8 +45,11 @@ def _restore_line(outcome: Outcome, service: str) -> str:
     metrics = [_metric("restore_test_age", round(age), _number(every * RESTORE_WARN_FACTOR),
                        _number(every * RESTORE_CRIT_FACTOR)),
                _metric("restore_test_failed", int(test.state == "critical"), "", "0.5")]
-    return _line("P", service, metrics, f"test restore of {os.path.basename(test.path)} "
-                                        f"{format_duration(age)} ago: {test.state}: {test.message}")
+    text = (f"test restore of {os.path.basename(test.path)} {format_duration(age)} ago: {test.state}: "
+            f"{test.message}")
+    if outcome.state == 3:  # this run could not tell: say why, Checkmk still judges the last test's age
+        text = f"{outcome.text}; last {text}"
+    return _line("P", service, metrics, text)
 
 
 def _line(state: str, service: str, metrics: list[str], text: str, details: tuple[str, ...] = ()) -> str:

@@ -73,10 +73,11 @@ def check_families(outcome: Outcome) -> list[Metric]:
     instance = outcome.instance
     families = [_gauge(f"{CHECK_PREFIX}state", "the check's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
                        instance, outcome.state)]
-    info = GaugeMetricFamily(f"{CHECK_PREFIX}info", "the archive judged and the archive expected (value 1)",
-                             labels=[LABEL, "archive", "expected"])
-    info.add_metric([instance, outcome.archive or "", outcome.expected or ""], 1)
-    families.append(info)
+    if outcome.expected is not None:  # the check got as far as the schedule
+        info = GaugeMetricFamily(f"{CHECK_PREFIX}info", "the archive judged (none: empty) and the archive "
+                                 "expected (value 1)", labels=[LABEL, "archive", "expected"])
+        info.add_metric([instance, outcome.archive or "", outcome.expected], 1)
+        families.append(info)
     for metric in outcome.metrics:
         suffix, factor = UNITS.get(metric.uom, ("", 1.0))
         name, documentation = CHECK_METRICS.get(metric.name,
