@@ -16,8 +16,9 @@ def test_healthchecks_gets_start_then_the_exit_status_with_the_log_and_one_run_i
         pinger.finish(1, "ERROR: mysqldump failed\n")
     rid = pinger.run_id
     assert str(uuid.UUID(rid)) == rid
-    assert server.pings == [Ping("GET", "/ping/5f3e/start", {"create": "1", "rid": rid}, ""),
-                            Ping("POST", "/ping/5f3e/1", {"create": "1", "rid": rid}, "ERROR: mysqldump failed\n")]
+    assert server.pings == [
+        Ping("GET", "/ping/5f3e/start", {"create": "1", "rid": rid}, ""),
+        Ping("POST", "/ping/5f3e/1", {"create": "1", "rid": rid}, "ERROR: mysqldump failed\n")]
     assert pinger.warning() is None
 
 
@@ -46,7 +47,8 @@ def test_cronitor_gets_run_then_complete_or_fail_in_one_series():
     assert server.pings == [
         Ping("GET", "/p/KEY/itop-backup", {"state": "run", "series": pinger.run_id}, ""),
         Ping("GET", "/p/KEY/itop-backup", {"state": "fail", "series": pinger.run_id,
-                                           "message": "itop-backup run: access denied", "status_code": "1"}, "")]
+                                           "message": "itop-backup run: access denied",
+                                           "status_code": "1"}, "")]
 
 
 def test_a_server_error_is_tried_again_and_a_refusal_is_not():
@@ -58,7 +60,8 @@ def test_a_server_error_is_tried_again_and_a_refusal_is_not():
         pinger = Pinger(f"{server.url}/ping/a", timeout=5)
         pinger.finish(0, "")
     assert len(server.pings) == 1
-    assert pinger.warning() == f"ping to {server.url[7:]} failed (success: HTTP 404); the run's result is unchanged"
+    assert pinger.warning() == (f"ping to {server.url[7:]} failed (success: HTTP 404); the run's result "
+                                "is unchanged")
 
 
 def test_a_service_that_is_down_is_one_warning_naming_only_its_host():
@@ -67,9 +70,9 @@ def test_a_service_that_is_down_is_one_warning_naming_only_its_host():
     pinger.start()
     pinger.finish(0, "")
     host = url.split("/")[2]
-    assert pinger.warning() == (f"ping to {host} failed (start: cannot connect: Connection refused (3 attempts); "
-                                "success: cannot connect: Connection refused (3 attempts)); the run's result "
-                                "is unchanged")
+    assert pinger.warning() == (f"ping to {host} failed (start: cannot connect: Connection refused "
+                                "(3 attempts); success: cannot connect: Connection refused (3 attempts)); "
+                                "the run's result is unchanged")
 
 
 def test_a_slow_service_is_given_up_after_the_timeout_of_each_attempt():

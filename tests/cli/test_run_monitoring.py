@@ -90,7 +90,8 @@ def test_a_disk_full_run_pings_its_failure_and_leaves_no_archive(itop, tmp_path)
     with PingServer() as server:
         done = subprocess.run(
             [unshare, "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", str(target),
-             *RUN, "--itop-config", str(config), "-f", str(target / "a"), "--history", str(tmp_path / "h.sqlite"),
+             *RUN, "--itop-config", str(config), "-f", str(target / "a"),
+             "--history", str(tmp_path / "h.sqlite"),
              "--ping-url", f"{server.url}/ping/5f3e"],
             capture_output=True, text=True, env=dict(os.environ, TARGET=str(target)), timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -157,23 +158,21 @@ def test_the_textfile_is_written_after_every_run_with_counts_from_the_history(it
                   str(failing_bindir(tmp_path)), "--instance", "production") == 1
     second = families(textfile.read_text())
 
-    def one(value, **labels):
-        return {tuple(sorted(labels.items())): value}
+    def one(value, instance=itop[1]):  # the database name by default
+        return {(("itop_instance", instance),): value}
 
-    database = itop[1]
     assert first == {
-        "itop_backup_run_last_run_timestamp_seconds": ("gauge", one(finished, itop_instance=database)),
-        "itop_backup_run_last_run_status": ("gauge", one(0, itop_instance=database)),
-        "itop_backup_run_last_run_duration_seconds": ("gauge", one(finished - started, itop_instance=database)),
-        "itop_backup_run_last_success_timestamp_seconds": ("gauge", one(finished, itop_instance=database)),
-        "itop_backup_run_last_archive_size_bytes": ("gauge", one(size, itop_instance=database)),
-        "itop_backup_run_runs": ("counter", {(("itop_instance", database), ("status", "ok")): 1,
-                                             (("itop_instance", database), ("status", "failed")): 0}),
+        "itop_backup_run_last_run_timestamp_seconds": ("gauge", one(finished)),
+        "itop_backup_run_last_run_status": ("gauge", one(0)),
+        "itop_backup_run_last_run_duration_seconds": ("gauge", one(finished - started)),
+        "itop_backup_run_last_success_timestamp_seconds": ("gauge", one(finished)),
+        "itop_backup_run_last_archive_size_bytes": ("gauge", one(size)),
+        "itop_backup_run_runs": ("counter", {(("itop_instance", itop[1]), ("status", "ok")): 1,
+                                             (("itop_instance", itop[1]), ("status", "failed")): 0}),
     }
-    assert second["itop_backup_run_last_run_status"] == ("gauge", one(1, itop_instance="production"))
-    assert second["itop_backup_run_last_success_timestamp_seconds"] == (
-        "gauge", one(finished, itop_instance="production"))
-    assert second["itop_backup_run_last_archive_size_bytes"] == ("gauge", one(size, itop_instance="production"))
+    assert second["itop_backup_run_last_run_status"] == ("gauge", one(1, "production"))
+    assert second["itop_backup_run_last_success_timestamp_seconds"] == ("gauge", one(finished, "production"))
+    assert second["itop_backup_run_last_archive_size_bytes"] == ("gauge", one(size, "production"))
     assert second["itop_backup_run_runs"][1] == {(("itop_instance", "production"), ("status", "ok")): 1,
                                                  (("itop_instance", "production"), ("status", "failed")): 1}
     promtool_check_metrics(textfile.read_text())
