@@ -28,12 +28,14 @@ import sqlite3
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from types import SimpleNamespace
 
 from check_itop_backup import deadline
 
 DEFAULT_PATH = "/var/lib/check_itop_backup/history.sqlite"
 ENV_VAR = "CHECK_ITOP_BACKUP_HISTORY"
 BUSY_TIMEOUT_S = 20.0
+RUN_FIELDS = ("id", "series", "started", "finished", "archive_path", "size", "status", "message")
 _BUSY_MARGIN_S = 0.2  # a wait cut by the deadline ends just after it: the timeout is then certain
 
 MIGRATIONS = (
@@ -368,9 +370,9 @@ class History:
     def last_run(self, series: str, status: str | None = None) -> RunRecord | None:
         """Return the newest run of *series* (with *status*: the newest of that status), or None."""
         where, parameters = ("AND status = ?", (series, status)) if status else ("", (series,))
-        rows = self._rows(f"SELECT * FROM runs WHERE series = ? {where}"
+        rows = self._rows(f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE series = ? {where}"
                           " ORDER BY started DESC, id DESC LIMIT 1", parameters)
-        return RunRecord(*rows[0]) if rows else None
+        return RunRecord(**dict(zip(RUN_FIELDS, rows[0]))) if rows else None
 
     def latest_verification(self, series: str, level: str) -> VerificationRecord | None:
         """Return the newest verification of *series* at *level*, whatever its result."""
@@ -415,10 +417,9 @@ class History:
         )
 
 
-class RunRecord(namedtuple("RunRecord", "id series started finished archive_path size status message")):
-    """One run of the runner (a row of ``runs``)."""
-
-    __slots__ = ()
+class RunRecord(SimpleNamespace):
+    """One run of the runner (a row of ``runs``: RUN_FIELDS). Not a named tuple: this module is on
+    the probe's start-up path, and creating a named tuple class costs it more than this one."""
 
 
 class VerificationRecord(namedtuple("VerificationRecord", "path level state message details "

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from check_itop_backup.itop.instance import resolve_instance
 
     tail = _configure_logging(args)
-    job, ping = None, None
+    job, ping, bad_configuration = None, None, None
     try:
         with deadline.armed(args.timeout):  # the whole run, the configuration reading included
             try:
@@ -94,19 +94,22 @@ def run(args: argparse.Namespace) -> int:
                 job = build_job(args, instance)
                 ping = _pinger(args, instance.params)
             except ValueError as error:  # ConfigError, a bad ping URL
-                return _ended(args, None, ping or _pinger_or_none(args), tail, 2, f"{PROG}: {error}")
-            if args.dry_run:
-                _print_plan(run_backup(job, dry_run=True).plan)
-                return 0
-            if ping:
-                ping.start()
-            with recorded_run(_history_path(args), job.pattern.pattern) as results:
-                results.append(run_backup(job, _progress_line(args)))
+                bad_configuration, job = f"{PROG}: {error}", None
+            else:
+                if args.dry_run:
+                    _print_plan(run_backup(job, dry_run=True).plan)
+                    return 0
+                if ping:
+                    ping.start()
+                with recorded_run(_history_path(args), job.pattern.pattern) as results:
+                    results.append(run_backup(job, _progress_line(args)))
     except (BackupError, deadline.StageTimeoutError) as error:
         return _ended(args, job, ping, tail, 1, f"{PROG}: {error}")
     except BaseException as error:  # Ctrl-C, a bug: the service hears of it, backup_main says it
         _ended(args, job, ping, tail, 1, f"{PROG}: {type(error).__name__}: {error}", show=False)
         raise
+    if bad_configuration is not None:  # pinged when the URL is known without the configuration
+        return _ended(args, None, ping or _pinger_or_none(args), tail, 2, bad_configuration)
     return _ended(args, job, ping, tail, 0, _report(args, results[0]))
 
 

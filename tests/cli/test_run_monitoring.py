@@ -96,7 +96,9 @@ def test_a_disk_full_run_pings_its_failure_and_leaves_no_archive(itop, tmp_path)
             capture_output=True, text=True, env=dict(os.environ, TARGET=str(target)), timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.split() == [".itop-backup.lock"]  # what the full disk holds: no archive, no temporary
-    [line] = done.stderr.splitlines()
+    *before, line = done.stderr.splitlines()
+    # the pre-flight's space warning, when the server's table statistics are already up to date
+    assert all(earlier.startswith("itop-backup run: WARNING: only ") for earlier in before), done.stderr
     assert line.startswith(f"itop-backup run: disk full while writing {target}/.itop-backup-")
     assert line.endswith(".tmp: no archive made")
     start, failure = server.pings
@@ -145,6 +147,16 @@ def test_a_bad_ping_url_is_a_usage_error_before_anything_runs(itop, capsys, tmp_
     assert capsys.readouterr().err == ("itop-backup run: the ping URL must be an http:// or https:// URL, "
                                        "not 'ftp://example.org/x'\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_options_ping_exit_status_2_when_the_url_is_known_without_them(tmp_path, capsys):
+    with PingServer() as server:
+        status = run_cli("-f", str(tmp_path / "out" / "a"), "--ping-url", f"{server.url}/ping/5f3e")
+    assert status == 2
+    error = "itop-backup run: no database name: give --itop-config or --db-name"
+    assert capsys.readouterr().err == error + "\n"
+    [failure] = server.pings
+    assert (failure.method, failure.path, failure.body) == ("POST", "/ping/5f3e/2", error + "\n")
 
 
 def test_the_textfile_is_written_after_every_run_with_counts_from_the_history(itop, tmp_path):
