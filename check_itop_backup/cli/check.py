@@ -39,6 +39,7 @@ from check_itop_backup.check.verification import Verifier, verify_settings
 from check_itop_backup.cli.answer import json_text, nagios_text, status_line
 from check_itop_backup.cli.closedpipe import quiet_when_stdout_closes, stdout_gone
 from check_itop_backup.cli.options import (
+    DEFAULT_RESTORE_EVERY,
     add_options,
     add_ticket_arguments,
     add_timeout_option,
@@ -368,13 +369,12 @@ def _restore_every(args: argparse.Namespace) -> float | None:
     """``--restore-every`` in seconds with ``--verify restore`` (its default when it does not parse)."""
     if getattr(args, "verify", None) != "restore":
         return None
-    from check_itop_backup.check.verification import DEFAULT_RESTORE_EVERY
     from check_itop_backup.units import parse_duration
 
     try:
         return parse_duration(args.restore_every)
     except ValueError:
-        return DEFAULT_RESTORE_EVERY
+        return parse_duration(DEFAULT_RESTORE_EVERY)
 
 
 def _discover(args: argparse.Namespace) -> int:

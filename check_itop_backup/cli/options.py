@@ -34,6 +34,8 @@ def argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
     return parse_argument
 
 
+DEFAULT_RESTORE_EVERY = "7d"  # --restore-every
+
 positive_int = argument_type(units.positive_int)
 non_negative_int = argument_type(units.non_negative_int)
 parse_timeout = argument_type(units.parse_timeout)
@@ -188,7 +190,7 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
                             "--itop-config or the --db-* options, with table and row counts compared "
                             "and the scratch dropped. "
                             "CRITICAL with the reason when the archive fails")
-    group.add_argument("--restore-every", metavar="DURATION", default="7d",
+    group.add_argument("--restore-every", metavar="DURATION", default=DEFAULT_RESTORE_EVERY,
                        help="with --verify restore: test-restore at most one archive of the series "
                             "per DURATION, the others at dump level (default: %(default)s)")
     group.add_argument("--verify-every", metavar="DURATION",
