@@ -34,6 +34,8 @@ def argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
     return parse_argument
 
 
+DEFAULT_RESTORE_EVERY = "7d"  # --restore-every
+
 positive_int = argument_type(units.positive_int)
 non_negative_int = argument_type(units.non_negative_int)
 parse_timeout = argument_type(units.parse_timeout)
@@ -87,6 +89,9 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
         help="archives kept by iTop's retention (default: the config's retention_count, 5 with "
              "--itop-config, else none; 0: keep all): a backup deletes older ones of the pattern "
              "after success, the check warns when fewer are found")),
+    "instance": (("--instance",), dict(
+        metavar="NAME", help="the instance's name in the Prometheus label itop_instance and the Checkmk "
+                             "service names (default: the database name, __DB__)")),
     "history": (("--history",), dict(
         metavar="PATH", help=f"the SQLite history of archives, runs and verdicts (default: "
                              f"${HISTORY_ENV}, else {DEFAULT_HISTORY})")),
@@ -98,6 +103,11 @@ def add_options(group: argparse._ArgumentGroup, *names: str) -> None:
     for name in names:
         flags, keywords = OPTIONS[name]
         group.add_argument(*flags, **keywords)
+
+
+def instance_label(args: argparse.Namespace, database_name: str | None = None) -> str:
+    """The instance's name for Prometheus and Checkmk: ``--instance``, else the database name."""
+    return getattr(args, "instance", None) or database_name or getattr(args, "db_name", None) or "itop"
 
 
 def add_timeout_option(group: argparse._ArgumentGroup, default: str, outcome: str,
@@ -180,7 +190,7 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
                             "--itop-config or the --db-* options, with table and row counts compared "
                             "and the scratch dropped. "
                             "CRITICAL with the reason when the archive fails")
-    group.add_argument("--restore-every", metavar="DURATION", default="7d",
+    group.add_argument("--restore-every", metavar="DURATION", default=DEFAULT_RESTORE_EVERY,
                        help="with --verify restore: test-restore at most one archive of the series "
                             "per DURATION, the others at dump level (default: %(default)s)")
     group.add_argument("--verify-every", metavar="DURATION",
