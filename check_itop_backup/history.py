@@ -28,12 +28,14 @@ import sqlite3
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from types import SimpleNamespace
 
 from check_itop_backup import deadline
 
 DEFAULT_PATH = "/var/lib/check_itop_backup/history.sqlite"
 ENV_VAR = "CHECK_ITOP_BACKUP_HISTORY"
 BUSY_TIMEOUT_S = 20.0
+RUN_FIELDS = ("id", "series", "started", "finished", "archive_path", "size", "status", "message")
 _BUSY_MARGIN_S = 0.2  # a wait cut by the deadline ends just after it: the timeout is then certain
 
 MIGRATIONS = (
@@ -397,6 +399,27 @@ class History:
         return [row[0] for row in self._rows(
             "SELECT archive_path FROM uploads WHERE series = ? AND destination = ? AND state = 'pending'"
             " ORDER BY requested, id", (series, destination))]
+    def run_counts(self, series: str) -> dict[str, int]:
+        """Return how many runs of *series* the history holds, by status (``ok``, ``failed``)."""
+        return dict(self._rows("SELECT status, COUNT(*) FROM runs WHERE series = ? GROUP BY status",
+                               (series,)))
+
+    def last_run(self, series: str, status: str | None = None) -> RunRecord | None:
+        """Return the newest run of *series* (with *status*: the newest of that status), or None."""
+        where, parameters = ("AND status = ?", (series, status)) if status else ("", (series,))
+        rows = self._rows(f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE series = ? {where}"
+                          " ORDER BY started DESC, id DESC LIMIT 1", parameters)
+        return RunRecord(**dict(zip(RUN_FIELDS, rows[0]))) if rows else None
+
+    def latest_verification(self, series: str, level: str) -> VerificationRecord | None:
+        """Return the newest verification of *series* at *level*, whatever its result."""
+        rows = self._rows(
+            "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
+            " JOIN archives a ON a.id = v.archive_id WHERE a.series = ? AND v.level = ?"
+            " ORDER BY v.verified_at DESC LIMIT 1",
+            (series, level),
+        )
+        return VerificationRecord(*rows[0]) if rows else None
 
     def verification(self, path: str, size: int, mtime: float, inode: int,
                      levels: tuple[str, ...]) -> VerificationRecord | None:
@@ -429,6 +452,11 @@ class History:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (archive_id, level, state, message, details, verified_at),
         )
+
+
+class RunRecord(SimpleNamespace):
+    """One run of the runner (a row of ``runs``: RUN_FIELDS). Not a named tuple: this module is on
+    the probe's start-up path, and creating a named tuple class costs it more than this one."""
 
 
 class VerificationRecord(namedtuple("VerificationRecord", "path level state message details "

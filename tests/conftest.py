@@ -32,6 +32,8 @@ RESTORE_TESTS = {
     "tests/cli/test_timeouts.py::test_a_restore_from_a_server_that_never_answers_ends_at_its_timeout",
     "tests/cli/test_timeouts.py::test_a_restore_out_of_time_drops_its_scratch_database",
     "tests/cli/test_hostile_archives.py::test_restore_refuses_the_looping_archive_before_touching_anything",
+    "tests/cli/test_checkmk.py::test_a_real_test_restore_gives_both_services",
+    "tests/cli/test_monitoring_contrib.py::test_the_checkmk_restore_script_prints_only_the_restore_test_service",
 }
 
 

@@ -166,4 +166,7 @@ def test_the_scan_reads_the_whole_package(package_uses):
     modules = {use.module for use in package_uses}
     assert {"check_itop_backup.check.finder", "check_itop_backup.cli.check", "check_itop_backup.units",
             "check_itop_backup.database.dump", "check_itop_backup.tickets.rest"} <= modules
-    assert Use("check_itop_backup.check.finder", 17, "check_itop_backup.itop.naming") in package_uses
+    finder = (PACKAGE_DIR / "check" / "finder.py").read_text().splitlines()
+    line = next(number for number, text in enumerate(finder, 1)
+                if text.startswith("from check_itop_backup.itop.naming"))
+    assert Use("check_itop_backup.check.finder", line, "check_itop_backup.itop.naming") in package_uses

@@ -13,6 +13,7 @@ import stat
 from collections import namedtuple
 from collections.abc import Callable
 from datetime import datetime
+from types import SimpleNamespace
 
 from check_itop_backup.itop.naming import LOCK_NAME, TEMP_PREFIX, TEMP_SUFFIX, TOKEN, NamePattern
 
@@ -31,9 +32,8 @@ class ArchiveFile(namedtuple("ArchiveFile", "path size mtime inode name_time")):
         return (self.name_time or datetime.min, self.mtime, self.path)  # noqa: DTZ901 - naive on purpose
 
 
-class Selection(namedtuple("Selection", "slot expected archives judged in_progress on_time "
-                                         "missing_directory overdue_slot")):
-    """What the finder saw and chose.
+class Selection(SimpleNamespace):
+    """What the finder saw and chose, by keyword.
 
     ``slot``: the scheduled start the judged archive must belong to; ``expected``: the name of
     an archive made then; ``archives``: the whole series, oldest first; ``judged``: the newest
@@ -43,8 +43,6 @@ class Selection(namedtuple("Selection", "slot expected archives judged in_progre
     it does not exist; ``overdue_slot``: the due backup's start when it is still being written
     past its grace (None when it is done, or written inside its window).
     """
-
-    __slots__ = ()
 
 
 def list_series(pattern: NamePattern) -> list[ArchiveFile]:
@@ -87,11 +85,12 @@ def _stat(path: str, name_time: datetime | None) -> ArchiveFile | None:
     return ArchiveFile(path, status.st_size, status.st_mtime, status.st_ino, name_time)
 
 
-class Runner(namedtuple("Runner", "writing")):
+class Runner(SimpleNamespace):
     """The runner's lock is in the directory: its archives appear complete (atomic rename).
     ``writing``: its hidden temporary while a run is at work, else None."""
 
-    __slots__ = ()
+    def __init__(self, writing: str | None) -> None:
+        super().__init__(writing=writing)
 
 
 def find_runner(directory: str, now_epoch: float, settle: float) -> Runner | None:

@@ -9,8 +9,10 @@ killed restores left in the iTop root and could not be cleaned, recovery.py), ``
 ``baseline`` (B), ``size_z``, ``history`` (archives known), and when configured
 ``size_reduction`` (% smaller than the previous archive, iTop's rule), ``retention_missing``
 (retained archives not found), ``verified`` (1/0) and ``verification_warnings``
-(verification.py, which caches its results in the history). What the texts need besides the
-numbers (the selection, the trend, the file mode...) stays on the resource as attributes.
+(verification.py, which caches its results in the history; with ``--verify restore`` the newest
+test restore of the series is kept as ``restore_test`` for the Prometheus and Checkmk formats).
+What the texts need besides the numbers (the selection, the trend, the file mode...) stays on
+the resource as attributes.
 Otherwise it only reads the history; the verdict is written back in one transaction once
 known (``record_verdict``). It raises ``CheckError`` only when it cannot tell.
 """
@@ -38,7 +40,7 @@ from check_itop_backup.check.finder import (
 from check_itop_backup.check.settings import CheckSettings
 from check_itop_backup.check.trend import SizeTrend, change_from, size_trend
 from check_itop_backup.check.verification import Verification, Verifier
-from check_itop_backup.history import History, HistoryError
+from check_itop_backup.history import History, HistoryError, VerificationRecord
 from check_itop_backup.itop.naming import TOKEN
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ class ItopBackup(nagiosplugin.Resource):
         self.previous: str | None = None  # the archive size_reduction compares with
         self.retention: tuple[int, int] | None = None  # archives found, archives expected
         self.verification: Verification | None = None
+        self.restore_test: VerificationRecord | None = None  # with --verify restore: the newest test restore
 
     @property
     def name(self) -> str:
@@ -111,9 +114,14 @@ class ItopBackup(nagiosplugin.Resource):
             except HistoryError as error:
                 raise nagiosplugin.CheckError(str(error)) from None
         if self.verifier is not None:
+            restore = self.verifier.settings.level == "restore"
             try:
+                if restore:  # the one before this run's, should this run's not finish
+                    self.restore_test = self.history.latest_verification(self.series, "restore")
                 verification = self.verifier.verify(judged, self.series, self.history,
                                                     settings.now.timestamp())
+                if restore and verification.level == "restore":
+                    self.restore_test = self.history.latest_verification(self.series, "restore")
             except (HistoryError, OSError) as error:
                 raise nagiosplugin.CheckError(f"cannot verify {judged.path}: {error}") from None
             self.verification = verification

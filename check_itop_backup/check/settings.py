@@ -1,7 +1,7 @@
 """The probe's settings: its thresholds and own options, on top of the resolved iTop instance.
 
 ``check_settings(args, instance)`` turns parsed arguments and the ``ItopInstance`` (pattern,
-timezone, schedule, database; itop/instance.py) into one frozen ``CheckSettings``. Every
+timezone, schedule, database; itop/instance.py) into one ``CheckSettings``. Every
 problem is a ``ConfigError`` with a one-line message (the CLI reports it as UNKNOWN).
 Param files use iTop's key names; keys meant for other iTop tools are ignored with a
 debug note, so iTop's own ``backup.params.distrib`` is accepted as is.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import namedtuple
 from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
+from types import SimpleNamespace
 
 from check_itop_backup.history import DEFAULT_PATH as DEFAULT_HISTORY
 from check_itop_backup.history import ENV_VAR as HISTORY_ENV
@@ -33,20 +33,16 @@ DEFAULT_GRACE = "2h"
 DEFAULT_SETTLE = 120.0
 
 
-class CheckSettings(namedtuple("CheckSettings", "instance schedule grace now settle size_min warning_age "
-                                                 "critical_age history_path baseline_count min_history "
-                                                 "warning_change critical_change size_reduction_max "
-                                                 "retention_count")):
-    """Everything the probe needs to decide, resolved from all sources.
+class CheckSettings(SimpleNamespace):
+    """Everything the probe needs to decide, resolved from all sources, by keyword.
 
     ``instance`` (the ItopInstance: pattern, timezone, param files), ``schedule`` (Schedule),
     ``grace`` (timedelta), ``now`` (aware datetime), ``settle`` (s), ``size_min`` (B),
     ``warning_age``/``critical_age`` (s or None), ``history_path``, ``baseline_count`` and
     ``min_history`` (archives), ``warning_change``/``critical_change`` (percent ranges),
     ``size_reduction_max`` (percent or None), ``retention_count`` (archives or None).
+    A SimpleNamespace, as the records of itop/instance.py, for the probe's start-up.
     """
-
-    __slots__ = ()
 
     @property
     def pattern(self) -> NamePattern:

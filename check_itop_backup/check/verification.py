@@ -15,6 +15,7 @@ import json
 import logging
 import os
 from collections import namedtuple
+from types import SimpleNamespace
 
 from check_itop_backup import deadline
 from check_itop_backup.history import History, VerificationRecord
@@ -24,17 +25,14 @@ from check_itop_backup.units import format_duration, parse_duration
 log = logging.getLogger(__name__)
 
 LEVELS = ("stat", "archive", "dump", "restore")
-DEFAULT_RESTORE_EVERY = 7 * 86400.0
 
 
-class VerifySettings(namedtuple("VerifySettings", "level every compare_live_db database restore_every",
-                                 defaults=(DEFAULT_RESTORE_EVERY,))):
-    """``level`` (one of LEVELS), ``every`` (seconds between re-verifications of one archive,
-    None for once), ``compare_live_db`` (bool), ``database`` (the instance's DatabaseSettings:
-    the live database, and the server of test restores) and ``restore_every`` (seconds between test restores
-    of a series with ``--verify restore``; archives in between are verified at ``dump`` level)."""
-
-    __slots__ = ()
+class VerifySettings(SimpleNamespace):
+    """By keyword: ``level`` (one of LEVELS), ``every`` (seconds between re-verifications of one
+    archive, None for once), ``compare_live_db`` (bool), ``database`` (the instance's
+    DatabaseSettings: the live database, and the server of test restores) and ``restore_every``
+    (seconds between test restores of a series with ``--verify restore``; archives in between are
+    verified at ``dump`` level)."""
 
 
 def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
@@ -47,8 +45,8 @@ def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
         raise ValueError("--compare-live-db needs --verify dump")
     if args.compare_live_db and not instance.database.name:
         raise ValueError("--compare-live-db needs --itop-config or --db-name (the live database)")
-    return VerifySettings(args.verify, every, args.compare_live_db, instance.database,
-                          parse_duration(args.restore_every))
+    return VerifySettings(level=args.verify, every=every, compare_live_db=args.compare_live_db,
+                          database=instance.database, restore_every=parse_duration(args.restore_every))
 
 
 class Verification(namedtuple("Verification", "level reached state reason verified_at cached tables "

@@ -39,10 +39,12 @@ from check_itop_backup.check.verification import Verifier, verify_settings
 from check_itop_backup.cli.answer import json_text, nagios_text, status_line
 from check_itop_backup.cli.closedpipe import quiet_when_stdout_closes, stdout_gone
 from check_itop_backup.cli.options import (
+    DEFAULT_RESTORE_EVERY,
     add_options,
     add_ticket_arguments,
     add_timeout_option,
     add_verify_arguments,
+    instance_label,
     instance_request,
     positive_int,
 )
@@ -76,6 +78,8 @@ Perfdata: age (s, since the archive was last written), size (B), size_change
 
 
 RANGE = "RANGE"  # the metavar of every option taking a Nagios range
+FORMATS = ("nagios", "json", "prometheus", "checkmk")
+MACHINE_FORMATS = ("prometheus", "checkmk")  # built from the Outcome (cli/outcome.py)
 
 
 def takes_range(action: argparse.Action) -> bool:
@@ -98,7 +102,7 @@ class UnknownExitParser(argparse.ArgumentParser):
     takes for an option: such a pair is joined into ``--warning-change=-30:100`` first.
     """
 
-    wants_json = False  # set by check_main from the raw arguments: errors come before parsing ends
+    wanted_format = "nagios"  # set by check_main from the raw arguments: errors come before parsing ends
 
     def parse_known_args(self, args: Sequence[str] | None = None,
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -116,8 +120,8 @@ class UnknownExitParser(argparse.ArgumentParser):
         return joined
 
     def error(self, message: str) -> None:
-        if self.wants_json:  # Zabbix reads stdout only: one JSON object, exit 0
-            sys.exit(_unknown(argparse.Namespace(format="json"), f"bad arguments: {message}"))
+        if self.wanted_format != "nagios":  # Zabbix, Prometheus, Checkmk read stdout only: exit 0
+            sys.exit(_unknown(argparse.Namespace(format=self.wanted_format), f"bad arguments: {message}"))
         print(f"{PLUGIN} UNKNOWN - bad arguments: {message}")
         print(self.format_usage().strip())
         sys.exit(UNKNOWN)
@@ -186,9 +190,14 @@ def build_check_parser() -> argparse.ArgumentParser:
     server = parser.add_argument_group("database server (--verify restore, --compare-live-db)")
     add_options(server, "db_port", "db_user", "db_password_file", "db_option_file")
     run = parser.add_argument_group("output and run")
-    run.add_argument("--format", choices=("nagios", "json"), default="nagios",
+    run.add_argument("--format", choices=FORMATS, default="nagios",
                      help="nagios: status line and perfdata, exit 0-3 (default); json: one JSON "
-                          "object, exit 0 whatever the state (for Zabbix)")
+                          "object (for Zabbix); prometheus: Prometheus text exposition; checkmk: "
+                          "Checkmk local-check lines; all but nagios exit 0 whatever the state")
+    run.add_argument("--prometheus-textfile", metavar="PATH",
+                     help="also write the Prometheus metrics to PATH atomically, for node_exporter's "
+                          "textfile collector (PATH ends in .prom); the answer is printed as usual")
+    add_options(run, "instance")
     run.add_argument("--print-expected", action="store_true",
                      help="print the resolved pattern, schedule slot and expected name, then exit")
     run.add_argument("--discover", metavar="DIR",
@@ -309,12 +318,20 @@ def _capture_logs(verbose: int) -> io.StringIO:
     return stream
 
 
-def _answer(check: ItopBackupCheck, args: argparse.Namespace, logs: io.StringIO) -> str:
+def _answer(check: ItopBackupCheck, args: argparse.Namespace, logs: io.StringIO,
+            settings: CheckSettings) -> str:
     """The finished check's answer in the format asked; the JSON metrics are the numbers of the
-    metrics that write perfdata."""
+    metrics that write perfdata. With ``--prometheus-textfile`` the textfile is written too."""
+    if args.format in MACHINE_FORMATS or args.prometheus_textfile:
+        from check_itop_backup.cli.outcome import machine_answer, outcome_of, write_textfile
+
+        outcome = outcome_of(check, instance_label(args, settings.instance.database.name))
+        problem = write_textfile(args.prometheus_textfile, outcome)
+        if args.format in MACHINE_FORMATS:
+            return machine_answer(args.format, outcome) + problem
+        return _nagios_answer(check, args, logs) + problem
     if args.format == "nagios":
-        return nagios_text(status_line(PLUGIN, str(check.state), check.summary_str.strip()), check.perfdata,
-                           check.verbose_str or [], check.action_lines, logs.getvalue(), args.verbose)
+        return _nagios_answer(check, args, logs)
     resource = check.resources[0]
     selection, verification = resource.selection, resource.verification
     measured = (result.metric for result in check.results.results)  # in the order they were measured
@@ -324,6 +341,11 @@ def _answer(check: ItopBackupCheck, args: argparse.Namespace, logs: io.StringIO)
                      archive=selection.judged.path if selection and selection.judged else None,
                      expected=selection.expected if selection else None, metrics=metrics,
                      verification=str(verification) if verification else None, actions=check.action_lines)
+
+
+def _nagios_answer(check: ItopBackupCheck, args: argparse.Namespace, logs: io.StringIO) -> str:
+    return nagios_text(status_line(PLUGIN, str(check.state), check.summary_str.strip()), check.perfdata,
+                       check.verbose_str or [], check.action_lines, logs.getvalue(), args.verbose)
 
 
 def _run(args: argparse.Namespace, logs: io.StringIO) -> int:
@@ -343,8 +365,8 @@ def _run(args: argparse.Namespace, logs: io.StringIO) -> int:
         check()
     finally:
         history.close()
-    print(_answer(check, args, logs), end="")
-    return 0 if args.format == "json" else check.exitcode
+    print(_answer(check, args, logs, settings), end="")
+    return check.exitcode if args.format == "nagios" else 0
 
 
 def _verifier(args: argparse.Namespace, settings: CheckSettings) -> Verifier | None:
@@ -384,10 +406,32 @@ def _unknown(args: argparse.Namespace, message: str) -> int:
 
 
 def _unknown_answer(args: argparse.Namespace, message: str) -> tuple[str, int]:
-    """The UNKNOWN output (one line) and exit status for *message*, in the format asked."""
+    """The UNKNOWN output (one line; two Checkmk lines with ``--verify restore``) and exit status
+    for *message*, in the format asked; ``--prometheus-textfile`` gets state 3 too."""
     if args.format == "json":
         return json_text("unknown", UNKNOWN, message), 0
-    return status_line(PLUGIN, "unknown", message) + "\n", UNKNOWN
+    textfile = getattr(args, "prometheus_textfile", None)
+    if args.format == "nagios" and not textfile:
+        return status_line(PLUGIN, "unknown", message) + "\n", UNKNOWN
+    from check_itop_backup.cli.outcome import machine_answer, unknown_outcome, write_textfile
+
+    outcome = unknown_outcome(instance_label(args), message, _restore_every(args))
+    problem = write_textfile(textfile, outcome)
+    if args.format == "nagios":
+        return status_line(PLUGIN, "unknown", message) + "\n" + problem, UNKNOWN
+    return machine_answer(args.format, outcome) + problem, 0
+
+
+def _restore_every(args: argparse.Namespace) -> float | None:
+    """``--restore-every`` in seconds with ``--verify restore`` (its default when it does not parse)."""
+    if getattr(args, "verify", None) != "restore":
+        return None
+    from check_itop_backup.units import parse_duration
+
+    try:
+        return parse_duration(args.restore_every)
+    except ValueError:
+        return parse_duration(DEFAULT_RESTORE_EVERY)
 
 
 def _discover(args: argparse.Namespace) -> int:
@@ -405,7 +449,8 @@ def check_main(argv: list[str] | None = None) -> None:
     with quiet_when_stdout_closes(UNKNOWN):
         parser = build_check_parser()
         raw = sys.argv[1:] if argv is None else argv
-        parser.wants_json = "--format=json" in raw or ["--format", "json"] in map(list, zip(raw, raw[1:]))
+        parser.wanted_format = next((name for name in FORMATS[1:] if f"--format={name}" in raw
+                                     or ["--format", name] in map(list, zip(raw, raw[1:]))), "nagios")
         args = parser.parse_args(argv)
         if args.discover is not None:  # an empty DIR (a Zabbix macro not set) is an error too
             sys.exit(_discover(args))

@@ -16,7 +16,7 @@ from check_itop_backup import units
 from check_itop_backup.check.verification import LEVELS
 from check_itop_backup.history import DEFAULT_PATH as DEFAULT_HISTORY
 from check_itop_backup.history import ENV_VAR as HISTORY_ENV
-from check_itop_backup.itop.instance import InstanceRequest
+from check_itop_backup.itop.instance import REQUEST_FIELDS, InstanceRequest
 from check_itop_backup.tickets.settings import DEFAULT_UPDATE_EVERY
 from check_itop_backup.tickets.settings import PASSWORD_ENV as TICKET_PASSWORD_ENV
 
@@ -33,6 +33,8 @@ def argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
     parse_argument.__name__ = parse.__name__
     return parse_argument
 
+
+DEFAULT_RESTORE_EVERY = "7d"  # --restore-every
 
 positive_int = argument_type(units.positive_int)
 non_negative_int = argument_type(units.non_negative_int)
@@ -97,6 +99,9 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
                             "$AWS_ENDPOINT_URL, else AWS)")),
     "s3_profile": (("--s3-profile",), dict(
         metavar="NAME", help="the profile of the AWS config files (default: $AWS_PROFILE, else default)")),
+    "instance": (("--instance",), dict(
+        metavar="NAME", help="the instance's name in the Prometheus label itop_instance and the Checkmk "
+                             "service names (default: the database name, __DB__)")),
     "history": (("--history",), dict(
         metavar="PATH", help=f"the SQLite history of archives, runs and verdicts (default: "
                              f"${HISTORY_ENV}, else {DEFAULT_HISTORY})")),
@@ -110,6 +115,11 @@ def add_options(group: argparse._ArgumentGroup, *names: str) -> None:
         group.add_argument(*flags, **keywords)
 
 
+def instance_label(args: argparse.Namespace, database_name: str | None = None) -> str:
+    """The instance's name for Prometheus and Checkmk: ``--instance``, else the database name."""
+    return getattr(args, "instance", None) or database_name or getattr(args, "db_name", None) or "itop"
+
+
 def add_timeout_option(group: argparse._ArgumentGroup, default: str, outcome: str,
                        short: bool = False) -> None:
     """Declare ``--timeout`` (``-t`` too with *short*): a duration; *outcome* says what then happens."""
@@ -120,7 +130,7 @@ def add_timeout_option(group: argparse._ArgumentGroup, default: str, outcome: st
 
 def instance_request(args: argparse.Namespace, **overrides: object) -> InstanceRequest:
     """The InstanceRequest of parsed *args* (options a command lacks are None), with *overrides*."""
-    values = {name: getattr(args, name, None) for name in InstanceRequest._fields if name != "need_pattern"}
+    values = {name: getattr(args, name, None) for name in REQUEST_FIELDS}
     values.update(overrides)
     return InstanceRequest(**values)
 
@@ -211,7 +221,7 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
                             "--itop-config or the --db-* options, with table and row counts compared "
                             "and the scratch dropped. "
                             "CRITICAL with the reason when the archive fails")
-    group.add_argument("--restore-every", metavar="DURATION", default="7d",
+    group.add_argument("--restore-every", metavar="DURATION", default=DEFAULT_RESTORE_EVERY,
                        help="with --verify restore: test-restore at most one archive of the series "
                             "per DURATION, the others at dump level (default: %(default)s)")
     group.add_argument("--verify-every", metavar="DURATION",

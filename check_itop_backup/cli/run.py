@@ -22,20 +22,24 @@ from typing import TYPE_CHECKING
 from check_itop_backup.cli.options import (
     add_options,
     add_timeout_option,
+    instance_label,
     instance_request,
     non_negative_int,
     offsite_url,
+    parse_timeout,
     positive_int,
     store_settings,
 )
 
 if TYPE_CHECKING:
     from check_itop_backup.backup.offsite import OffsiteJob
+    from check_itop_backup.backup.ping import LogTail, Pinger
     from check_itop_backup.backup.run import BackupJob
     from check_itop_backup.itop.instance import ItopInstance
 
 PROG = "itop-backup run"
 DEFAULT_TIMEOUT = "12h"
+DEFAULT_PING_TIMEOUT = "10"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +74,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                               "Object Lock enabled; default: none)")
     offsite.add_argument("--offsite-lock-mode", choices=("governance", "compliance"), default="governance",
                          help="Object Lock mode (default: %(default)s)")
+    watch = parser.add_argument_group("monitoring")
+    watch.add_argument("--ping-url", metavar="URL",
+                       help="ping this dead-man's-switch URL when the run starts and ends (Healthchecks; "
+                            "Uptime Kuma push and Cronitor URLs are recognised); a failed ping is one "
+                            "warning and never changes the exit status (default: $ITOP_BACKUP_PING_URL, "
+                            "else ping_url of --param-file)")
+    watch.add_argument("--ping-timeout", metavar="DURATION", type=parse_timeout, default=DEFAULT_PING_TIMEOUT,
+                       help="give up one ping attempt after this long, e.g. 10 or 1m; a ping is tried at "
+                            "most 3 times (default: %(default)s)")
+    watch.add_argument("--prometheus-textfile", metavar="PATH",
+                       help="after every run, good or failed, write the runner's Prometheus metrics to "
+                            "PATH atomically (node_exporter's textfile collector; PATH ends in .prom)")
+    add_options(watch, "instance")
     people = parser.add_argument_group("output")
     people.add_argument("--dry-run", action="store_true",
                         help="print the archive name, the dump command and the members; write nothing")
@@ -78,35 +95,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one backup (or describe it with --dry-run); return the exit status."""
+    """Run one backup (or describe it with --dry-run); return the exit status.
+
+    With a ping URL the service hears of the start and of the end, good or failed (the
+    configuration's own errors included, when the URL is known without it); with
+    ``--prometheus-textfile`` the metrics are written after every run that got a job.
+    """
     from check_itop_backup import deadline
     from check_itop_backup.backup.run import BackupError, recorded_run, run_backup
     from check_itop_backup.itop.instance import resolve_instance
 
-    _configure_logging(args)
+    tail = _configure_logging(args)
+    job, ping, bad_configuration, copied, not_copied = None, None, None, None, None
     try:
         with deadline.armed(args.timeout):  # the whole run, the configuration reading included
             try:
                 instance = resolve_instance(instance_request(args))
                 job = build_job(args, instance)
                 offsite = build_offsite_job(args, instance)
-            except ValueError as error:  # ConfigError
-                print(f"{PROG}: {error}", file=sys.stderr)
-                return 2
-            if args.dry_run:
-                _print_plan(run_backup(job, dry_run=True).plan)
-                return 0
-            with recorded_run(_history_path(args), job.pattern.pattern) as results:
-                results.append(run_backup(job, _progress_line(args)))
-            if offsite is not None:
-                copied = _copy_offsite(args, job, offsite, results[0].archive)
+                ping = _pinger(args, instance.params)
+            except ValueError as error:  # ConfigError, a bad ping URL
+                bad_configuration, job = f"{PROG}: {error}", None
+            else:
+                if args.dry_run:
+                    _print_plan(run_backup(job, dry_run=True).plan)
+                    return 0
+                if ping:
+                    ping.start()
+                with recorded_run(_history_path(args), job.pattern.pattern) as results:
+                    results.append(run_backup(job, _progress_line(args)))
+                if offsite is not None:
+                    copied, not_copied = _copy_offsite(args, job, offsite, results[0].archive)
     except (BackupError, deadline.StageTimeoutError) as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return 1
-    _report(args, results[0])
-    if offsite is not None and copied is not None:
+        return _ended(args, job, ping, tail, 1, f"{PROG}: {error}")
+    except BaseException as error:  # Ctrl-C, a bug: the service hears of it, backup_main says it
+        _ended(args, job, ping, tail, 1, f"{PROG}: {type(error).__name__}: {error}", show=False)
+        raise
+    if bad_configuration is not None:  # pinged when the URL is known without the configuration
+        return _ended(args, None, ping or _pinger_or_none(args), tail, 2, bad_configuration)
+    report = _report(args, results[0])
+    if not_copied is not None:  # the archive is made and kept; its copy is pending
+        return _ended(args, job, ping, tail, 1, not_copied)
+    if copied is not None:
         _report_copies(args, copied)
-    return 0 if offsite is None or copied is not None else 1
+    return _ended(args, job, ping, tail, 0, report)
 
 
 def build_offsite_job(args: argparse.Namespace, instance: ItopInstance) -> OffsiteJob | None:
@@ -137,14 +169,14 @@ def build_offsite_job(args: argparse.Namespace, instance: ItopInstance) -> Offsi
 
 
 def _copy_offsite(args: argparse.Namespace, job: BackupJob, offsite: OffsiteJob, archive: str):
-    """Copy the run's archive (and pending ones); the result, or None after printing why not."""
+    """Copy the run's archive (and pending ones): (the OffsiteResult, None), or (None, the line
+    saying why not)."""
     from check_itop_backup.backup.offsite import OffsiteCopyError, copy_offsite
 
     try:
-        return copy_offsite(offsite, job.pattern, archive, _history_path(args))
+        return copy_offsite(offsite, job.pattern, archive, _history_path(args)), None
     except OffsiteCopyError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return None
+        return None, f"{PROG}: {error}"
 
 
 def _report_copies(args: argparse.Namespace, copied) -> None:
@@ -156,8 +188,65 @@ def _report_copies(args: argparse.Namespace, copied) -> None:
         print(f"offsite retention: {len(copied.deleted)} old copy(ies) deleted")
 
 
+def _ended(args: argparse.Namespace, job: BackupJob | None, ping: Pinger | None, tail: LogTail | None,
+           status: int, line: str, show: bool = True) -> int:
+    """Finish a run that ended with *status* and *line* (its error, or its report): print the
+    error, write the textfile, send the last ping; return *status*."""
+    if status and show:
+        print(line, file=sys.stderr)
+    if args.prometheus_textfile and job is not None:
+        _write_textfile(args, job)
+    if ping is not None:
+        tail.add(line)
+        ping.finish(status, tail.text())
+        if ping.warning():
+            logging.getLogger("check_itop_backup").warning("%s", ping.warning())
+    return status
+
+
+def _pinger(args: argparse.Namespace, params: dict[str, str]) -> Pinger | None:
+    """The run's Pinger: ``--ping-url``, else ``$ITOP_BACKUP_PING_URL``, else the param file's
+    ``ping_url``; None without any. Raise ValueError for a URL that is not http(s)."""
+    from check_itop_backup.backup.ping import ENV_VAR, PARAM_KEY, Pinger
+
+    url = args.ping_url or os.environ.get(ENV_VAR) or params.get(PARAM_KEY)
+    return Pinger(url, args.ping_timeout) if url else None
+
+
+def _pinger_or_none(args: argparse.Namespace) -> Pinger | None:
+    """The Pinger of the option or the environment when the configuration could not be read."""
+    from check_itop_backup.backup.ping import ENV_VAR, Pinger
+
+    url = args.ping_url or os.environ.get(ENV_VAR)
+    try:
+        return Pinger(url, args.ping_timeout) if url else None
+    except ValueError:
+        return None
+
+
+def _write_textfile(args: argparse.Namespace, job: BackupJob) -> None:
+    """Write the runner's Prometheus families, read from the history; a failure is a warning."""
+    from check_itop_backup.history import History, HistoryError
+
+    series = job.pattern.pattern
+    try:
+        from check_itop_backup.cli.prometheus import run_families, write_textfile
+
+        history = History.open(_history_path(args))
+        try:
+            families = run_families(instance_label(args, job.database.name), history.run_counts(series),
+                                    history.last_run(series), history.last_run(series, "ok"))
+        finally:
+            history.close()
+        write_textfile(args.prometheus_textfile, families)
+    except (HistoryError, OSError) as error:
+        logging.getLogger("check_itop_backup").warning(
+            "the Prometheus textfile %s is not written: %s", args.prometheus_textfile,
+            getattr(error, "strerror", None) or error)
+
+
 def build_job(args: argparse.Namespace, instance: ItopInstance) -> BackupJob:
-    """Turn the resolved instance and the options into a BackupJob; raise ConfigError."""
+    """Turn the options and the resolved *instance* into a BackupJob; raise ConfigError."""
     from check_itop_backup.backup.run import BackupJob
     from check_itop_backup.itop.instance import ConfigError
     from check_itop_backup.itop.phpconfig import PhpConfigError, setting_array, setting_text
@@ -183,14 +272,25 @@ def _history_path(args: argparse.Namespace) -> str:
     return args.history or os.environ.get(ENV_VAR) or DEFAULT_PATH
 
 
-def _configure_logging(args: argparse.Namespace) -> None:
+def _configure_logging(args: argparse.Namespace) -> LogTail | None:
+    """Log to stderr at the level -q/-v ask; with a possible ping, also keep the log's tail (from
+    INFO, whatever the level shown) for the ping's body, and return it."""
     levels = (logging.WARNING, logging.INFO, logging.DEBUG)
     level = logging.ERROR if args.quiet else levels[min(args.verbose, 2)]
     logger = logging.getLogger("check_itop_backup")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+    handler.setLevel(level)
     logger.handlers[:] = [handler]
     logger.setLevel(level)
+    if args.dry_run:
+        return None
+    from check_itop_backup.backup.ping import LogTail
+
+    tail = LogTail()
+    logger.addHandler(tail)
+    logger.setLevel(min(level, logging.INFO))
+    return tail
 
 
 def _progress_line(args: argparse.Namespace):
@@ -213,16 +313,19 @@ def _progress_line(args: argparse.Namespace):
     return draw
 
 
-def _report(args: argparse.Namespace, result) -> None:
+def _report(args: argparse.Namespace, result) -> str:
+    """The line saying what the run made; printed with -v or on a terminal, never with -q."""
     from check_itop_backup.units import format_duration, format_size
 
+    deleted = f", {len(result.deleted)} old archive(s) deleted" if result.deleted else ""
+    line = (f"created {result.archive} ({format_size(result.size)}, dump {format_size(result.dump_size)}) "
+            f"in {format_duration(result.seconds)}{deleted}")
     if args.quiet or not (args.verbose or sys.stderr.isatty()):
-        return
+        return line
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    deleted = f", {len(result.deleted)} old archive(s) deleted" if result.deleted else ""
-    print(f"created {result.archive} ({format_size(result.size)}, dump {format_size(result.dump_size)}) "
-          f"in {format_duration(result.seconds)}{deleted}")
+    print(line)
+    return line
 
 
 def _print_plan(planned) -> None:

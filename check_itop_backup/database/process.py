@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 
 from check_itop_backup import deadline
 from check_itop_backup.database.server import DatabaseError, version_tuple
-from check_itop_backup.itop.credentials import PASSWORD_ENV, defaults_file_pipe
-from check_itop_backup.itop.instance import DatabaseSettings
+from check_itop_backup.itop.credentials import defaults_file_pipe
+from check_itop_backup.itop.instance import PASSWORD_ENV, DatabaseSettings
 
 PIPE_SIZE = 1 << 20  # Linux's default pipe-max-size: fewer wake-ups, room while a line is checked
 STDERR_LINES = 50

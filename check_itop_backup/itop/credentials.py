@@ -25,7 +25,6 @@ from contextlib import contextmanager
 
 from check_itop_backup.itop.textfile import read_text
 
-PASSWORD_ENV = "ITOP_BACKUP_DB_PASSWORD"  # noqa: S105 - the variable's name, not a password
 OPTION_GROUPS = ("client", "mysqldump", "mariadb-dump")
 MAX_PASSWORD_BYTES = 1024
 

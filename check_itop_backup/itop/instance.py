@@ -16,7 +16,9 @@ name pattern, timezone, ``itop-backup`` module settings and param files. Every p
 - ``retention_count`` comes from the option, else the module setting, else iTop's 5 when a
   config is given (unset without one).
 
-Named tuples rather than dataclasses: the probe imports this module and its start-up time counts.
+The records are SimpleNamespace subclasses (DatabaseSettings, hashed and ``_replace``d, a named
+tuple), not dataclasses or named tuples: the probe imports this module, and a named tuple costs
+it four times what such a class does to create.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import logging
 import os
 from collections import namedtuple
 from datetime import tzinfo
+from types import SimpleNamespace
 
 from check_itop_backup.itop.naming import SCHEDULED_FORMAT, NamePattern, PatternError, host_of
 from check_itop_backup.itop.schedule import DEFAULT_TIME, EVERY_DAY, Schedule, ScheduleError
@@ -33,6 +36,7 @@ from check_itop_backup.units import port_number
 log = logging.getLogger(__name__)
 
 DEFAULT_ENVIRONMENT = "production"
+PASSWORD_ENV = "ITOP_BACKUP_DB_PASSWORD"  # noqa: S105 - the variable's name, not a password
 DEFAULT_RETENTION = 5  # iTop's itop-backup retention_count
 IGNORED_PARAMS = ("auth_user", "auth_pwd", "mysql_bindir")  # for iTop's own scripts (paths: dropped)
 _CONFIG_TEXTS = ("db_host", "db_name", "db_subname", "db_user", "db_pwd", "db_tls.ca", "timezone")
@@ -75,22 +79,25 @@ def split_db_host(db_host: str) -> tuple[str, int | None]:
     return host, None
 
 
-_REQUEST_FIELDS = ("backup_file param_file itop_config itop_root environment db_host db_port db_user db_name "
-                   "db_subname db_password_file db_option_file timezone retention_count mysql_bindir "
-                   "need_pattern")
+REQUEST_FIELDS = ("backup_file", "param_file", "itop_config", "itop_root", "environment", "db_host",
+                  "db_port", "db_user", "db_name", "db_subname", "db_password_file", "db_option_file",
+                  "timezone", "retention_count", "mysql_bindir")
 
 
-class InstanceRequest(namedtuple("InstanceRequest", _REQUEST_FIELDS,
-                                 defaults=(None,) * (len(_REQUEST_FIELDS.split()) - 1) + (True,))):
-    """What a command's options say about the instance (None: not given). ``db_port`` and
-    ``retention_count`` are ints; ``need_pattern`` False (restore) skips the archive name."""
+class InstanceRequest(SimpleNamespace):
+    """What a command's options say about the instance, by keyword (REQUEST_FIELDS; not given:
+    None). ``db_port`` and ``retention_count`` are ints; ``need_pattern`` False (restore) skips
+    the archive name."""
 
-    __slots__ = ()
+    def __init__(self, need_pattern: bool = True, **options: object) -> None:
+        unknown = sorted(options.keys() - set(REQUEST_FIELDS))
+        if unknown:
+            raise TypeError(f"InstanceRequest: unknown field {unknown[0]!r}")
+        super().__init__(**dict(dict.fromkeys(REQUEST_FIELDS), **options), need_pattern=need_pattern)
 
 
-class ItopInstance(namedtuple("ItopInstance", "root environment config_path database pattern timezone "
-                                              "timezone_name module params mysql_bindir retention_count")):
-    """One resolved iTop instance.
+class ItopInstance(SimpleNamespace):
+    """One resolved iTop instance, by keyword.
 
     ``root`` (the iTop directory, "" when unknown), ``environment``, ``config_path`` (absolute,
     "" without a config), ``database`` (DatabaseSettings), ``pattern`` (NamePattern, None when
@@ -98,8 +105,6 @@ class ItopInstance(namedtuple("ItopInstance", "root environment config_path data
     (the ``itop-backup`` module settings, a dict), ``params`` (the merged param files),
     ``mysql_bindir`` ("" for PATH), ``retention_count`` (int, None when unset).
     """
-
-    __slots__ = ()
 
     def schedule(self, week_days: str | None = None, time: str | None = None) -> Schedule:
         """The backup schedule: *week_days*/*time* (options) over the module settings.
@@ -216,8 +221,10 @@ def _database(request: InstanceRequest, settings: dict[str, object],
 
 def _password(request: InstanceRequest, configured: str) -> str:
     """``db_password_file``, ``$ITOP_BACKUP_DB_PASSWORD``, ``db_option_file``, then *configured*."""
+    if not (configured or request.db_password_file or request.db_option_file
+            or PASSWORD_ENV in os.environ):
+        return ""  # nothing to read or check: credentials.py stays out of the probe's start-up
     from check_itop_backup.itop.credentials import (
-        PASSWORD_ENV,
         CredentialsError,
         check_password,
         read_option_file_password,

@@ -14,8 +14,8 @@ file) are not errors of the check: they are listed in ``problems`` and reported 
 from __future__ import annotations
 
 import os
-from collections import namedtuple
 from collections.abc import Mapping
+from types import SimpleNamespace
 
 from check_itop_backup.itop.textfile import read_text
 
@@ -37,10 +37,7 @@ PARAM_KEYS = {
 }
 
 
-class TicketSettings(namedtuple("TicketSettings", "url user password title customer caller service "
-                                                   "service_subcategory workgroup impacted_server impact "
-                                                   "urgency ticket_on update_every resolve dry_run "
-                                                   "api_version basic_auth verify http_timeout problems")):
+class TicketSettings(SimpleNamespace):
     """Everything the ticketing needs.
 
     ``url`` (iTop's root), ``user``/``password``, the Incident's ``title``, ``customer``
@@ -49,10 +46,9 @@ class TicketSettings(namedtuple("TicketSettings", "url user password title custo
     ``impact``/``urgency`` ("1"…), ``ticket_on`` ("critical" or "warning"), ``update_every``
     (s), ``resolve``/``dry_run`` (bool), ``api_version``, ``basic_auth``, ``verify`` (True,
     False or a CA bundle path), ``http_timeout`` (s), ``problems`` (why tickets cannot be
-    sent). A named tuple, not a dataclass: the probe's start-up time counts.
+    sent). By keyword; a SimpleNamespace, as the records of itop/instance.py, for the probe's
+    start-up.
     """
-
-    __slots__ = ()
 
     def __repr__(self) -> str:
         return super().__repr__().replace(f"password={self.password!r}", f"password={MASK!r}")

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pymysql
 import pytest
 
-from check_itop_backup.itop.credentials import PASSWORD_ENV
+from check_itop_backup.itop.instance import PASSWORD_ENV
 from tests.backup.test_restore import cli, itop_tar, tiny_dump, write_archive
 from tests.backup.test_run import checksums, execute, populate, run_cli, write_itop
 from tests.checkrun import run_check
