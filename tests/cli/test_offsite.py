@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import uuid
 from datetime import datetime, timedelta
 from urllib.parse import urlparse
@@ -241,8 +242,12 @@ def test_the_probe_verifies_the_copy_streamed_from_the_store(setup, tmp_path):
 
 
 def test_an_encrypted_copy_verifies_and_restores_from_the_store_with_the_identity(setup, new_database,
-                                                                               tmp_path, capsys):
+                                                                               tmp_path, capsys, monkeypatch):
     outputs: list[str] = []
+    scratch = tmp_path / "tmp"  # where a temporary of this process or its children would go
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
 
     def said(capture):
         out = capture.readouterr()
@@ -258,6 +263,7 @@ def test_an_encrypted_copy_verifies_and_restores_from_the_store_with_the_identit
     [name] = setup.archives()
     key = f"itop/{name}.age"
     assert setup.keys() == [key]
+    assert sorted(p.name for p in setup.target.iterdir()) == [".itop-backup.lock", name]  # no plaintext copy
     body = setup.store.client().get_object(Bucket=setup.bucket, Key=key)["Body"].read()
     assert body.startswith(b"age-encryption.org/v1\n") and b"itop-dump.sql" not in body
     assert setup.check().exit_code == 0
@@ -303,6 +309,7 @@ def test_an_encrypted_copy_verifies_and_restores_from_the_store_with_the_identit
     assert not any(text in history for text in secret_texts)
     said = "".join(outputs).encode()
     assert said and not any(text in said for text in secret_texts)
+    assert list(scratch.iterdir()) == []  # streamed: nothing written to disk on the way
 
 
 def test_remote_retention_keeps_the_newest_and_object_lock_keeps_what_it_deleted(itop, s3_environment):
