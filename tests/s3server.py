@@ -209,3 +209,27 @@ class Relay:
                 each.close()
             except OSError:
                 pass
+
+
+class SilentStore:
+    """A TCP server that accepts connections and reads requests but never answers."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections.append(connection)  # held open, never answered
+
+    def close(self) -> None:
+        for each in [self.listener, *self.connections]:
+            each.close()

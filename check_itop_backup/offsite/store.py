@@ -32,6 +32,8 @@ from check_itop_backup.offsite.location import Location
 
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 120.0
+ATTEMPTS = 3  # botocore's standard retries, when the deadline leaves room for them
+_ROOMY_S = 600.0  # a deadline this far leaves room for every attempt and its back-off
 DEFAULT_REGION = "us-east-1"  # S3-compatible stores sign with any region; AWS redirects to the bucket's
 
 
@@ -78,10 +80,10 @@ class Store:
     def __init__(self, settings: StoreSettings) -> None:
         with explained(f"use the S3 settings{' of profile ' + settings.profile if settings.profile else ''}"):
             session = boto3.session.Session(profile_name=settings.profile)
-            left = max(1.0, deadline.current.remaining())  # an expired deadline ends the stage anyway
+            attempts, wait = _attempts(deadline.current.remaining())
             config = botocore.config.Config(
-                connect_timeout=min(CONNECT_TIMEOUT_S, left), read_timeout=min(READ_TIMEOUT_S, left),
-                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=min(CONNECT_TIMEOUT_S, wait), read_timeout=min(READ_TIMEOUT_S, wait),
+                retries={"total_max_attempts": attempts, "mode": "standard"},
                 request_checksum_calculation="when_required", response_checksum_validation="when_required",
                 s3={"addressing_style": "path" if settings.endpoint_url else "auto",
                     "payload_signing_enabled": False})
@@ -131,6 +133,20 @@ class Store:
                                                            UploadId=upload["UploadId"])
                         aborted += 1
         return aborted
+
+
+def _attempts(remaining: float) -> tuple[int, float]:
+    """How many attempts a request gets and how long each may wait for the store: a store that
+    does not answer ends as an OffsiteError before the run's deadline (the probe's 30 s: one
+    attempt of at most 24 s, then the probe still has time to answer about the rest), not as
+    the whole run's timeout.
+
+    >>> _attempts(float("inf")), _attempts(30.0), _attempts(1.0)
+    ((3, inf), (1, 24.0), (1, 0.5))
+    """
+    if remaining >= _ROOMY_S:
+        return ATTEMPTS, remaining
+    return 1, max(0.5, remaining - max(3.0, remaining * 0.2))
 
 
 def modified_at(head: dict[str, Any]) -> float:

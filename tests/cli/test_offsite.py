@@ -25,7 +25,7 @@ from check_itop_backup.offsite.upload import ArchiveIdentity, upload_archive
 from tests.backup.test_run import RUN, checksums, populate, write_itop
 from tests.checkrun import ITOP_ARCHIVE, place_archive, run_check
 from tests.proc import processes
-from tests.s3server import ACCESS_KEY, SECRET_KEY, Relay, closed_endpoint
+from tests.s3server import ACCESS_KEY, SECRET_KEY, Relay, SilentStore, closed_endpoint
 
 
 @pytest.fixture
@@ -205,6 +205,14 @@ def test_wrong_key_is_unknown_for_the_offsite_part_only(setup, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     unreachable = setup.check("-t", "60", endpoint=closed_endpoint())
     assert unreachable.exit_code == 3 and "Could not connect to the endpoint URL" in unreachable.status_line
+    silent = SilentStore()
+    try:
+        hanging = setup.check("-t", "20", "--size-min", "1GB", endpoint=silent.endpoint)
+    finally:
+        silent.close()
+    assert hanging.exit_code == 2, hanging.stdout  # the store never answers: the local verdict stands
+    assert "offsite copy cannot be checked: cannot list" in hanging.status_line
+    assert "Read timeout on endpoint URL" in hanging.status_line
 
 
 def test_a_copy_that_differs_from_the_archive_is_critical(setup):
