@@ -104,6 +104,10 @@ def test_round_trip_upload_probe_delete_and_copy_again(setup, capsys):
     assert f"copied to {setup.url}/{name}" in ok.status_line
     assert f"offsite_size={local.stat().st_size}B" in ok.perfdata
     assert "offsite_age=" in ok.perfdata and "offsite_lag=" in ok.perfdata
+    families = setup.check("--format", "prometheus").stdout
+    assert "# HELP itop_backup_offsite_age_seconds age of the newest copy in object storage" in families
+    assert f'itop_backup_offsite_size_bytes{{itop_instance="{setup.database}"}} {local.stat().st_size}.0' \
+        in families
 
     setup.store.client().delete_object(Bucket=setup.bucket, Key=f"itop/{name}")
     warning = setup.check("--now", later(2))
@@ -207,7 +211,7 @@ def test_wrong_key_is_unknown_for_the_offsite_part_only(setup, monkeypatch):
     assert unreachable.exit_code == 3 and "Could not connect to the endpoint URL" in unreachable.status_line
     silent = SilentStore()
     try:
-        hanging = setup.check("-t", "20", "--size-min", "1GB", endpoint=silent.endpoint)
+        hanging = setup.check("-t", "12", "--size-min", "1GB", endpoint=silent.endpoint)
     finally:
         silent.close()
     assert hanging.exit_code == 2, hanging.stdout  # the store never answers: the local verdict stands
