@@ -112,6 +112,9 @@ MIGRATIONS = (
         finished REAL,
         object_key TEXT,
         message TEXT,
+        upload_id TEXT,
+        checksum TEXT,
+        identity TEXT,
         UNIQUE (archive_path, destination)
     );
     CREATE INDEX uploads_by_series ON uploads (series, destination, state);
@@ -393,6 +396,21 @@ class History:
         self._write("UPDATE uploads SET state = ?, finished = ?, object_key = ?, message = ?"
                     " WHERE archive_path = ? AND destination = ?",
                     (state, at, key, message, path, destination))
+
+    def upload_started(self, path: str, destination: str, upload_id: str, checksum: str,
+                       identity: str) -> None:
+        """Note the multipart upload of *path* that began (its id, checksum mode and the archive's
+        identity as JSON): a run killed during it leaves what the next one resumes; call inside
+        ``transaction()``."""
+        self._write("UPDATE uploads SET upload_id = ?, checksum = ?, identity = ?"
+                    " WHERE archive_path = ? AND destination = ?",
+                    (upload_id, checksum, identity, path, destination))
+
+    def started_upload(self, path: str, destination: str) -> tuple[str, str, str] | None:
+        """The (upload id, checksum, identity) of the upload of *path* that began, or None."""
+        rows = self._rows("SELECT upload_id, checksum, identity FROM uploads WHERE archive_path = ?"
+                          " AND destination = ? AND upload_id IS NOT NULL", (path, destination))
+        return rows[0] if rows else None
 
     def pending_uploads(self, series: str, destination: str) -> list[str]:
         """The archives of *series* still to be copied to *destination*, oldest request first."""

@@ -139,14 +139,14 @@ def closed_endpoint() -> str:
 
 
 class Relay:
-    """A TCP relay to *target* on a free loopback port. When *hold_parts*, it stops forwarding a
-    request as soon as an UploadPart request (``partNumber=``) has passed some body bytes, and
+    """A TCP relay to *target* on a free loopback port. With *hold_part* N, it stops forwarding
+    the UploadPart request of part N (``partNumber=N``) once some of its body bytes passed, and
     sets ``holding``: the upload is then mid-way for as long as the test wants. With *corrupt*,
     it flips one byte of the first UploadPart's body instead. ``requests`` lists the request lines
     (method and target) it saw."""
 
-    def __init__(self, target_port: int, hold_parts: bool = False, corrupt: bool = False) -> None:
-        self.target_port, self.hold_parts, self.corrupt = target_port, hold_parts, corrupt
+    def __init__(self, target_port: int, hold_part: int | None = None, corrupt: bool = False) -> None:
+        self.target_port, self.hold_part, self.corrupt = target_port, hold_part, corrupt
         self.holding = threading.Event()
         self.corrupted = False
         self.requests: list[str] = []
@@ -179,9 +179,11 @@ class Relay:
                 if upstream:
                     self.requests += [line.decode("ascii", "replace") for line in _REQUEST_LINE.findall(data)]
                     seen = (seen + data)[-200000:]
-                    in_part = b"partNumber=" in seen and b"\r\n\r\n" in seen.split(b"partNumber=", 1)[1]
-                    if in_part and self.hold_parts:
-                        head, _, body = seen.partition(b"\r\n\r\n")
+                    request = seen.rsplit(b"partNumber=", 1)  # the last UploadPart on this connection
+                    in_part = len(request) == 2 and b"\r\n\r\n" in request[1]
+                    number = int(re.match(rb"\d+", request[1]).group()) if in_part else None
+                    if in_part and number == self.hold_part:
+                        _, _, body = request[1].partition(b"\r\n\r\n")
                         if len(body) > 1000:
                             sink.sendall(data[:max(0, len(data) - len(body) + 1000)])
                             self.holding.set()

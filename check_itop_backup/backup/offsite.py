@@ -8,12 +8,14 @@ an upload: an archive deleted before it was copied is noted ``lost``). A failed 
 touches the local archive. Remote retention runs only when every pending copy went through,
 on the objects of the run's pattern, and never deletes the copy just made: the newest
 verified one (the store checked its checksum). Each run also copies again the archives among
-the newest ``retention_count`` on disk whose copy is not in the store (deleted there).
+the newest ``retention_count`` on disk whose copy is not in the store (deleted there). An
+upload a killed run began is resumed when the archive is still the same (offsite/upload.py).
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import time
@@ -27,7 +29,13 @@ from check_itop_backup.itop.naming import NamePattern
 from check_itop_backup.itop.retention import select_expired
 from check_itop_backup.offsite.location import Location, archive_name
 from check_itop_backup.offsite.store import OffsiteError, Store, StoreSettings
-from check_itop_backup.offsite.upload import ArchiveIdentity, ObjectLock, recipients_from, upload_archive
+from check_itop_backup.offsite.upload import (
+    ArchiveIdentity,
+    ObjectLock,
+    Resumable,
+    recipients_from,
+    upload_archive,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -89,8 +97,7 @@ def copy_offsite(job: OffsiteJob, pattern: NamePattern, archive: str, history_pa
                 _ended(history_path, path, destination, "lost", None, "deleted before it was copied")
                 continue
             with deadline.current.stage(f"copying {os.path.basename(path)} to {destination}"):
-                uploaded = upload_archive(store, job.location, path, archive_identity(path), recipients,
-                                          _lock(job))
+                uploaded = _upload(store, job, path, recipients, history_path)
             _log.info("copied %s to %s (%s)", path, job.location.url(uploaded.key), uploaded.checksum)
             _ended(history_path, path, destination, "done", uploaded.key, uploaded.checksum)
             copied.append((path, job.location.url(uploaded.key)))
@@ -102,6 +109,23 @@ def copy_offsite(job: OffsiteJob, pattern: NamePattern, archive: str, history_pa
                                "it is kept here and the next run retries") from None
     deleted = _remote_retention(store, job, pattern, copied[-1][1]) if copied else ()
     return OffsiteResult(tuple(copied), deleted)
+
+
+def _upload(store: Store, job: OffsiteJob, path: str, recipients: tuple, history_path: str):
+    """Upload *path*, resuming the upload a killed run left of this same archive (the history
+    noted its id and the archive's identity when it began)."""
+    destination = job.location.url()
+    identity = archive_identity(path)
+    noted = json.dumps([identity, bool(recipients)])
+    began = _history(history_path, lambda h: h.started_upload(path, destination))
+    resume = Resumable(began[0], began[1]) if began and began[2] == noted else None
+
+    def started(upload: Resumable) -> None:
+        _history(history_path, lambda h: h.upload_started(path, destination, upload.upload_id,
+                                                          upload.checksum, noted))
+
+    return upload_archive(store, job.location, path, identity, recipients, _lock(job), resume=resume,
+                          started=started)
 
 
 def _without_copy(store: Store, job: OffsiteJob, pattern: NamePattern, pending: list[str]) -> list[str]:

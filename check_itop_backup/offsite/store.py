@@ -120,15 +120,31 @@ class Store:
         with explained(f"delete s3://{bucket}/{key}"):
             self.client.delete_object(Bucket=bucket, Key=key)
 
-    def abort_unfinished(self, bucket: str, key: str) -> int:
+    def parts(self, bucket: str, key: str, upload_id: str) -> dict[int, dict[str, Any]] | None:
+        """The parts an unfinished upload holds, by number (``Size``, ``ETag``, ``ChecksumSHA256``),
+        or None when the store no longer knows the upload."""
+        found: dict[int, dict[str, Any]] = {}
+        with explained(f"list the parts uploaded to s3://{bucket}/{key}"):
+            try:
+                pages = self.client.get_paginator("list_parts").paginate(Bucket=bucket, Key=key,
+                                                                         UploadId=upload_id)
+                for page in pages:
+                    found.update((part["PartNumber"], part) for part in page.get("Parts", ()))
+            except botocore.exceptions.ClientError as error:
+                if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                    return None
+                raise
+        return found
+
+    def abort_unfinished(self, bucket: str, key: str, keep: str | None = None) -> int:
         """Abort the multipart uploads of *key* a killed run left (they hold storage, never an
-        object); return how many."""
+        object), but *keep*; return how many."""
         aborted = 0
         with explained(f"list the unfinished uploads of s3://{bucket}/{key}"):
             pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key)
             for page in pages:
                 for upload in page.get("Uploads", ()):
-                    if upload["Key"] == key:
+                    if upload["Key"] == key and upload["UploadId"] != keep:
                         self.client.abort_multipart_upload(Bucket=bucket, Key=key,
                                                            UploadId=upload["UploadId"])
                         aborted += 1

@@ -8,7 +8,10 @@ SHA-256s) is compared with ours. A store without SHA-256 checksums gets each par
 flight: memory stays below ``(WORKERS + 1) * part size``. Nothing is written to disk.
 
 Until the upload is completed no object exists under the key: a failure aborts the upload,
-a killed run leaves an unfinished one that the next upload of the key aborts first. With
+a killed run leaves an unfinished one. The next upload of the same archive (same identity,
+not encrypted: age's ciphertext differs every time) resumes it when the caller recorded it
+(``Resumable``): the parts the store holds whose size and checksum are those of the file's
+are kept, the others sent; any other unfinished upload of the key is aborted first. With
 recipients, the copy is age-encrypted on the way (pyrage, the age format's Rust
 implementation: no second process and no plaintext temporary) and its key ends with
 ``.age``. The object's metadata is the archive's identity (``identity_metadata``).
@@ -19,14 +22,17 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import hashlib
+import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from check_itop_backup.offsite.location import Location
 from check_itop_backup.offsite.store import OffsiteError, Store, explained
 
+_log = logging.getLogger(__name__)
 PART_SIZE = 8 << 20
 MAX_PARTS = 10000
 WORKERS = 4
@@ -51,6 +57,13 @@ class ObjectLock(NamedTuple):
 
     mode: str
     until: datetime
+
+
+class Resumable(NamedTuple):
+    """An upload that was started: its id and checksum (``SHA256`` or ``MD5``), for a resumption."""
+
+    upload_id: str
+    checksum: str
 
 
 class Uploaded(NamedTuple):
@@ -81,15 +94,47 @@ def identity_metadata(identity: ArchiveIdentity, encrypted: bool) -> dict[str, s
 
 def upload_archive(store: Store, where: Location, path: str, identity: ArchiveIdentity,
                    recipients: tuple[Any, ...] = (), lock: ObjectLock | None = None,
-                   checksum: str = "SHA256") -> Uploaded:
+                   checksum: str = "SHA256", resume: Resumable | None = None,
+                   started: Callable[[Resumable], None] | None = None) -> Uploaded:
     """Upload the archive at *path* as the copy of *identity*; raise OffsiteError (no object
     under the key) or OSError (the archive cannot be read).
 
     *recipients* are pyrage recipients (``recipients_from``); *checksum* ``SHA256``, or ``MD5``
-    for a store that has no SHA-256 checksums (``SHA256`` falls back to it by itself).
+    for a store that has no SHA-256 checksums (``SHA256`` falls back to it by itself). *resume*
+    is an unfinished upload of this very archive; *started* is told of a new upload.
     """
     key = where.key_for(identity.name, encrypted=bool(recipients))
-    store.abort_unfinished(where.bucket, key)
+    held = store.parts(where.bucket, key, resume.upload_id) if resume and not recipients else None
+    store.abort_unfinished(where.bucket, key, keep=resume.upload_id if held is not None else None)
+    part_size = max(PART_SIZE, -(-os.path.getsize(path) // (MAX_PARTS - 10)))
+    if held is not None:
+        parts = _Parts(store, where.bucket, key, resume.upload_id, resume.checksum, part_size,
+                       f"upload {identity.name} to {where.url(key)}", held)
+    else:
+        parts = _started(store, where, key, identity, recipients, lock, checksum, part_size)
+        if started is not None:
+            started(Resumable(parts.upload_id, parts.checksum))
+    try:
+        with open(path, "rb") as source:
+            if recipients:
+                import pyrage
+
+                pyrage.encrypt_io(source, parts, list(recipients))
+            else:
+                while True:
+                    data = source.read(part_size)
+                    if not data:
+                        break
+                    parts.write(data)
+        return parts.complete()
+    except BaseException:
+        parts.abort()
+        raise
+
+
+def _started(store: Store, where: Location, key: str, identity: ArchiveIdentity, recipients: tuple[Any, ...],
+             lock: ObjectLock | None, checksum: str, part_size: int) -> _Parts:
+    """A new multipart upload (with SHA-256 checksums when the store has them)."""
     request: dict[str, Any] = {"Bucket": where.bucket, "Key": key, "ContentType": "application/octet-stream",
                                "Metadata": identity_metadata(identity, bool(recipients))}
     if lock is not None:
@@ -109,24 +154,7 @@ def upload_archive(store: Store, where: Location, path: str, identity: ArchiveId
         if lock is None:
             raise
         raise OffsiteError(f"{error}; Object Lock needs a bucket created with it enabled") from None
-    part_size = max(PART_SIZE, -(-os.path.getsize(path) // (MAX_PARTS - 10)))
-    parts = _Parts(store, where.bucket, key, created["UploadId"], checksum, part_size, doing)
-    try:
-        with open(path, "rb") as source:
-            if recipients:
-                import pyrage
-
-                pyrage.encrypt_io(source, parts, list(recipients))
-            else:
-                while True:
-                    data = source.read(part_size)
-                    if not data:
-                        break
-                    parts.write(data)
-        return parts.complete()
-    except BaseException:
-        parts.abort()
-        raise
+    return _Parts(store, where.bucket, key, created["UploadId"], checksum, part_size, doing)
 
 
 def _error_code(error: BaseException) -> str:
@@ -138,8 +166,10 @@ class _Parts:
     """A writer that cuts what it is given into parts and uploads them on a few threads."""
 
     def __init__(self, store: Store, bucket: str, key: str, upload_id: str, checksum: str, part_size: int,
-                 doing: str) -> None:
+                 doing: str, held: dict[int, dict[str, Any]] | None = None) -> None:
         self.client, self.bucket, self.key, self.upload_id = store.client, bucket, key, upload_id
+        self.held = held or {}  # what the store already has of a resumed upload
+        self.kept = 0  # parts of a resumed upload the store had already
         self.checksum, self.part_size, self.doing = checksum, part_size, doing
         self.buffer = bytearray()
         self.size = 0
@@ -172,9 +202,15 @@ class _Parts:
             digest = hashing(data).digest()
             proof = {"ChecksumSHA256" if self.checksum == "SHA256" else "ContentMD5":
                      base64.b64encode(digest).decode()}
-            with explained(f"{self.doing} (part {number})"):
-                answer = self.client.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                                 PartNumber=number, Body=data, **proof)
+            held = self.held.get(number)
+            if held is not None and _same_part(held, data, proof.get("ChecksumSHA256")):
+                answer = held  # the store has this part already
+                self.kept += 1
+            else:
+                with explained(f"{self.doing} (part {number})"):
+                    answer = self.client.upload_part(Bucket=self.bucket, Key=self.key,
+                                                     UploadId=self.upload_id, PartNumber=number, Body=data,
+                                                     **proof)
             part = {"PartNumber": number, "ETag": answer["ETag"]}
             if self.checksum == "SHA256":
                 part["ChecksumSHA256"] = proof["ChecksumSHA256"]
@@ -188,6 +224,9 @@ class _Parts:
             self.buffer.clear()
         done = [future.result() for future in self.futures]
         self.pool.shutdown()
+        if self.held:
+            _log.info("resumed the upload of %s: %d of its %d parts were in the store already", self.key,
+                      self.kept, len(done))
         with explained(self.doing):
             answer = self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
@@ -211,6 +250,16 @@ class _Parts:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
         except OffsiteError:
             pass
+
+
+def _same_part(held: dict[str, Any], data: bytes, sha256: str | None) -> bool:
+    """Whether the part a store lists (ListParts) holds *data*: its size, and its SHA-256 when the
+    store lists it (AWS), else its ETag, the MD5 of an unencrypted part (SeaweedFS, MinIO, AWS)."""
+    if held.get("Size") != len(data):
+        return False
+    if sha256 and held.get("ChecksumSHA256"):
+        return held["ChecksumSHA256"] == sha256
+    return held.get("ETag", "").strip('"') == hashlib.md5(data).hexdigest()  # noqa: S324 - S3's ETag
 
 
 def recipients_from(texts: tuple[str, ...]) -> tuple[Any, ...]:

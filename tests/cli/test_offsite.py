@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from datetime import datetime, timedelta
 from urllib.parse import urlparse
@@ -148,16 +150,25 @@ def test_a_failed_upload_keeps_the_archive_exits_1_and_the_next_run_retries(setu
 
 
 def test_kill_9_mid_upload_leaves_no_object_and_the_next_run_completes_it(setup):
-    relay = Relay(urlparse(setup.store.endpoint).port, hold_parts=True)
+    extra = setup.config.parents[2] / "collectors" / "ldap" / "conf" / "params.local.xml"
+    extra.write_bytes(os.urandom(20 << 20))  # an archive of three 8 MiB parts (it does not compress)
+    relay = Relay(urlparse(setup.store.endpoint).port, hold_part=3)
     env = dict(os.environ, CHECK_ITOP_BACKUP_HISTORY=str(setup.history))
     runner = subprocess.Popen(RUN + ["--itop-config", str(setup.config), "-f", setup.pattern, "--history",
                                      str(setup.history), "--offsite", setup.url,
                                      "--s3-endpoint-url", relay.endpoint],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client = setup.store.client()
     try:
         assert relay.holding.wait(300), runner.stderr.read1().decode()
         argv = processes(setup.url)[runner.pid].argv
         assert not any(SECRET_KEY.encode() in arg for arg in argv)
+        [upload] = client.list_multipart_uploads(Bucket=setup.bucket)["Uploads"]
+        give_up = time.monotonic() + 300  # a bound for a broken store, not a speed assumption
+        while len(client.list_parts(Bucket=setup.bucket, Key=upload["Key"],
+                                    UploadId=upload["UploadId"]).get("Parts", [])) < 2:
+            assert time.monotonic() < give_up, "parts 1 and 2 never arrived"
+            time.sleep(0.05)
     finally:
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait()
@@ -173,11 +184,20 @@ def test_kill_9_mid_upload_leaves_no_object_and_the_next_run_completes_it(setup)
     assert verified.value.code == 0  # the local archive is intact
     assert [row[1] for row in setup.uploads()] == ["pending"]
 
-    assert setup.run("--timezone", "Asia/Tokyo") == 0
+    watching = Relay(urlparse(setup.store.endpoint).port)
+    try:
+        assert setup.run("--timezone", "Asia/Tokyo", endpoint=watching.endpoint) == 0
+    finally:
+        watching.close()
     assert key in setup.keys() and len(setup.keys()) == 2
-    assert setup.store.client().list_multipart_uploads(Bucket=setup.bucket).get("Uploads", []) == []
-    copy = setup.store.client().get_object(Bucket=setup.bucket, Key=key)["Body"].read()
+    assert client.list_multipart_uploads(Bucket=setup.bucket).get("Uploads", []) == []
+    sent = [re.search(r"partNumber=(\d+)", line).group(1) for line in watching.requests
+            if line.startswith(f"PUT /{setup.bucket}/{key}?")]
+    assert sent == ["3"]  # the upload is resumed: parts 1 and 2, in the store already, are not sent again
+    copy = client.get_object(Bucket=setup.bucket, Key=key)["Body"].read()
     assert copy == (setup.target / name).read_bytes()
+    assert client.head_object(Bucket=setup.bucket, Key=key, ChecksumMode="ENABLED")["ChecksumSHA256"] \
+        .endswith("-3")
 
 
 def test_a_part_damaged_on_the_way_is_refused_by_the_store(setup, capsys):
