@@ -34,8 +34,6 @@ from check_itop_backup.units import format_duration, format_size
 
 log = logging.getLogger(__name__)
 LEVEL = "offsite"  # the verification level under which a copy's verification is cached
-METRICS = ("offsite_error", "offsite_missing", "offsite_age", "offsite_size", "offsite_lag",
-           "offsite_mismatch", "offsite_verified")
 
 
 class OffsiteSettings(NamedTuple):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any, NamedTuple
 
 import boto3
@@ -164,8 +163,3 @@ def _attempts(remaining: float) -> tuple[int, float]:
         return ATTEMPTS, remaining
     return 1, max(0.5, remaining - max(3.0, remaining * 0.2))
 
-
-def modified_at(head: dict[str, Any]) -> float:
-    """Epoch seconds of a HEAD answer's LastModified."""
-    stamp: datetime = head["LastModified"]
-    return stamp.timestamp()
