@@ -100,6 +100,25 @@ MIGRATIONS = (
     );
     CREATE INDEX verdicts_by_series ON verdicts (series, changed_at);
     """,
+    # Copies in object storage (offsite/): one row per archive and destination, pending until uploaded.
+    """
+    CREATE TABLE uploads (
+        id INTEGER PRIMARY KEY,
+        series TEXT NOT NULL,
+        archive_path TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        state TEXT NOT NULL,
+        requested REAL NOT NULL,
+        finished REAL,
+        object_key TEXT,
+        message TEXT,
+        upload_id TEXT,
+        checksum TEXT,
+        identity TEXT,
+        UNIQUE (archive_path, destination)
+    );
+    CREATE INDEX uploads_by_series ON uploads (series, destination, state);
+    """,
 )
 
 # What ``listing(table)`` reads: every row, with the archive's path where a row points to one.
@@ -112,6 +131,7 @@ _LISTINGS = {
     "verdicts": "SELECT v.series, a.path, v.state, v.causes, v.reason, v.changed_at FROM verdicts v"
                 " LEFT JOIN archives a ON a.id = v.archive_id ORDER BY v.series, v.changed_at, v.id",
     "tickets": "SELECT * FROM tickets ORDER BY series, opened_at, id",
+    "uploads": "SELECT * FROM uploads ORDER BY series, requested, id",
 }
 
 
@@ -362,6 +382,41 @@ class History:
             (series, started, finished, archive_path, size, status, message),
         )
 
+    def upload_requested(self, series: str, path: str, destination: str, at: float) -> None:
+        """Note that *path* is to be copied to *destination* (an ``s3://`` prefix), unless it
+        already was; call inside ``transaction()``."""
+        self._write("INSERT INTO uploads (series, archive_path, destination, state, requested)"
+                    " VALUES (?, ?, ?, 'pending', ?) ON CONFLICT (archive_path, destination) DO NOTHING",
+                    (series, path, destination, at))
+
+    def upload_ended(self, path: str, destination: str, state: str, key: str | None, message: str,
+                     at: float) -> None:
+        """Record an attempt: ``done`` (copied as *key*), ``pending`` (failed: the next run retries)
+        or ``lost`` (the archive is gone before it was copied); call inside ``transaction()``."""
+        self._write("UPDATE uploads SET state = ?, finished = ?, object_key = ?, message = ?"
+                    " WHERE archive_path = ? AND destination = ?",
+                    (state, at, key, message, path, destination))
+
+    def upload_started(self, path: str, destination: str, upload_id: str, checksum: str,
+                       identity: str) -> None:
+        """Note the multipart upload of *path* that began (its id, checksum mode and the archive's
+        identity as JSON): a run killed during it leaves what the next one resumes; call inside
+        ``transaction()``."""
+        self._write("UPDATE uploads SET upload_id = ?, checksum = ?, identity = ?"
+                    " WHERE archive_path = ? AND destination = ?",
+                    (upload_id, checksum, identity, path, destination))
+
+    def started_upload(self, path: str, destination: str) -> tuple[str, str, str] | None:
+        """The (upload id, checksum, identity) of the upload of *path* that began, or None."""
+        rows = self._rows("SELECT upload_id, checksum, identity FROM uploads WHERE archive_path = ?"
+                          " AND destination = ? AND upload_id IS NOT NULL", (path, destination))
+        return rows[0] if rows else None
+
+    def pending_uploads(self, series: str, destination: str) -> list[str]:
+        """The archives of *series* still to be copied to *destination*, oldest request first."""
+        return [row[0] for row in self._rows(
+            "SELECT archive_path FROM uploads WHERE series = ? AND destination = ? AND state = 'pending'"
+            " ORDER BY requested, id", (series, destination))]
     def run_counts(self, series: str) -> dict[str, int]:
         """Return how many runs of *series* the history holds, by status (``ok``, ``failed``)."""
         return dict(self._rows("SELECT status, COUNT(*) FROM runs WHERE series = ? GROUP BY status",

@@ -263,7 +263,8 @@ class _GzipReader:
     or that does not inflate to exactly its announced end (damage, a lying length, a member
     over ``PARALLEL_MEMBER_LIMIT``), the file is read sequentially, with reads where a
     sequential pass from the start puts them: every verdict, and its wording, is the
-    sequential one. The handle must be seekable.
+    sequential one. A handle that is not seekable (a stream from object storage,
+    offsite/download.py) is read sequentially from its start.
     """
 
     def __init__(self, handle: BinaryIO) -> None:
@@ -273,7 +274,7 @@ class _GzipReader:
         self.read_bytes = 0
 
     def pieces(self) -> Iterator[bytes]:
-        offset = yield from self._parallel_pieces()
+        offset = (yield from self._parallel_pieces()) if self.handle.seekable() else 0
         yield from self._sequential_pieces(offset)
 
     def _parallel_pieces(self) -> Generator[bytes, None, int]:
@@ -312,7 +313,8 @@ class _GzipReader:
 
     def _sequential_pieces(self, start: int) -> Iterator[bytes]:
         skip = start % READ_SIZE
-        self.handle.seek(start - skip)
+        if self.handle.seekable():  # back to where the parallel reads left the sequential pass
+            self.handle.seek(start - skip)
         self.read_bytes = start - skip
         decompressor = None
         data = b""
@@ -507,8 +509,23 @@ def _inflate_member(member: bytes) -> bytes | None:
     return data if decompressor.eof and not decompressor.unused_data else None
 
 
+def open_source(archive: str | ArchiveSource) -> BinaryIO:
+    """Open an archive to read: a local file by its path, or anything with an ``open()`` (a copy
+    in object storage, offsite/download.py: a stream, not seekable)."""
+    if isinstance(archive, str):
+        return open(archive, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+    return archive.open()
+
+
+class ArchiveSource(Protocol):
+    """An archive that is not a local file: ``str()`` names it, ``open()`` streams it from its start."""
+
+    def open(self) -> BinaryIO: ...
+
+
 def walk_tar_gz(handle: BinaryIO, inspection: Any) -> int:
-    """Walk the tar.gz on *handle* (seekable, at its start) in one pass; return the number of gzip members.
+    """Walk the tar.gz on *handle* (at its start; seekable or a stream) in one pass; return the
+    number of gzip members.
 
     *inspection* is shaped like ``_Inspection``: ``open_member(name, size, kind, linkname)``
     returns a sink (``write(data, start, end)``) for the member's data; it has ``warnings``
@@ -594,8 +611,9 @@ def _walk_zip(path: str, inspection: _Inspection) -> None:
                 raise ArchiveError(f"zip member {info.filename} cannot be read: it is {why}") from None
 
 
-def verify_archive(path: str, level: str = "dump") -> VerificationReport:
-    """Verify the archive at *path* up to *level* (``archive`` or ``dump``) and report.
+def verify_archive(path: str | ArchiveSource, level: str = "dump") -> VerificationReport:
+    """Verify the archive at *path* (or streamed from an ``ArchiveSource``) up to *level*
+    (``archive`` or ``dump``) and report.
 
     Every check failure is a report with state ``critical`` and the reason; dubious but
     restorable details (PAX headers, base-256 sizes) are ``warning``. Raise OSError when the
@@ -606,12 +624,15 @@ def verify_archive(path: str, level: str = "dump") -> VerificationReport:
     started = time.monotonic()
     inspection = _Inspection(level)
     container, gzip_members, reached = "tar.gz", 0, "stat"
-    with deadline.current.stage(f"verifying {os.path.basename(path)} at {level} level"), \
-            open(path, "rb", buffering=0) as handle:
+    with deadline.current.stage(f"verifying {os.path.basename(str(path))} at {level} level"), \
+            open_source(path) as handle:
         try:
-            magic = handle.read(4)
-            handle.seek(0)
+            magic = handle.read(4) if handle.seekable() else handle.peek(4)[:4]
+            if handle.seekable():
+                handle.seek(0)
             try:
+                if magic in _ZIP_MAGICS and not isinstance(path, str):
+                    raise ArchiveError("a zip archive is verified from a local file only")
                 if magic in _ZIP_MAGICS:
                     container = "zip"
                     _walk_zip(path, inspection)
@@ -631,7 +652,7 @@ def verify_archive(path: str, level: str = "dump") -> VerificationReport:
             inspection.abandon()
     dump = inspection.dump
     return VerificationReport(
-        path=path, level=level, reached=reached, state=state, reason=reason,
+        path=str(path), level=level, reached=reached, state=state, reason=reason,
         warnings=tuple(inspection.warnings), members=tuple(inspection.members),
         tables=tuple(dump.tables) if dump else (), member_count=inspection.member_count,
         table_count=dump.table_count if dump else 0, dump_size=inspection.dump_size,
@@ -650,3 +671,46 @@ def _summary(inspection: _Inspection) -> tuple[str, str]:
     return "ok", (f"{DUMP_MEMBER} complete ({dump_size}, {inspection.dump.table_count} tables), "
                   f"{CONFIG_MEMBER} parses")
 
+
+
+class _ReachedError(Exception):
+    """The walk reached the dump: what comes before it (the manifest) has been read."""
+
+
+class _ManifestReader:
+    """A walk that keeps our runner's manifest and stops where the dump begins."""
+
+    multi_member_gzip = False
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self.manifest: Collector | None = None
+
+    def open_member(self, name: str, size: int, kind: bytes = b"0", linkname: str = "") -> Sink:
+        root = root_name(name)
+        if root == MANIFEST_MEMBER and (kind in REGULAR_TYPES or kind == PAX_GLOBAL_TYPE):
+            self.manifest = Collector(MANIFEST_LIMIT)
+            return self.manifest
+        if root == DUMP_MEMBER:
+            raise _ReachedError
+        return Discard()
+
+
+def read_manifest(path: str) -> dict[str, Any] | None:
+    """Return our runner's manifest of the tar.gz at *path*, read only up to the dump (which
+    follows it), or None for an archive without one or one that does not read. Raise OSError."""
+    reader = _ManifestReader()
+    with open(path, "rb", buffering=0) as handle:
+        try:
+            walk_tar_gz(handle, reader)
+        except _ReachedError:
+            pass
+        except (ArchiveError, TarFormatError):
+            return None
+    if reader.manifest is None or not reader.manifest.whole:
+        return None
+    try:
+        manifest = json.loads(bytes(reader.manifest.data))
+    except (ValueError, RecursionError):
+        return None
+    return manifest if isinstance(manifest, dict) else None

@@ -124,7 +124,7 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
                 stack.enter_context(run_lock(settings, token))
                 done = load_in_place(archive, settings, existing, report.tables, token=token, program=program,
                                      version=version, files=files,
-                                     keep_dir=keep_dir or os.path.dirname(os.path.abspath(archive)),
+                                     keep_dir=keep_dir or os.path.dirname(os.path.abspath(str(archive))),
                                      config_path=config if os.path.isfile(config) else "")
                 loaded, swapped = done.load, done.swap
                 saved = f"; its previous content is in {done.saved}" if done.saved else ""

@@ -267,6 +267,8 @@ class ItopBackupSummary(nagiosplugin.Summary):
         if resource.verification is not None:
             verified = datetime.fromtimestamp(resource.verification.verified_at, self.settings.timezone)
             text += f", {resource.verification.reached} level verified {describe_slot(verified)}"
+        if resource.offsite is not None and "offsite_lag" in results:
+            text += f", copied to {resource.offsite.copy_url}"
         return self._with_progress(results, text)
 
     def problem(self, results: nagiosplugin.Results) -> str:
@@ -281,6 +283,9 @@ class ItopBackupSummary(nagiosplugin.Summary):
             if name == "missing" and self.resource.selection.in_progress is not None:
                 text = f"{self._writing(results)}; {text}"
             texts.append(text)
+        if all(r.metric is not None and r.metric.name == "offsite_error" for r in ranked) \
+                and self.resource.selection.judged is not None:
+            texts.append(self.ok(results))  # the store could not be asked: the local verdict stands
         return self._with_progress(results, "; ".join(texts))
 
     def verbose(self, results: nagiosplugin.Results) -> list[str]:

@@ -56,8 +56,10 @@ class Learning:
 class ItopBackup(nagiosplugin.Resource):
     """The newest backup archive of one iTop instance."""
 
-    def __init__(self, settings: CheckSettings, history: History, verifier: Verifier | None = None) -> None:
+    def __init__(self, settings: CheckSettings, history: History, verifier: Verifier | None = None,
+                 offsite: object | None = None) -> None:
         self.settings = settings
+        self.offsite = offsite  # check/offsite.py's OffsiteProbe with --offsite
         self.history = history
         self.verifier = verifier
         self.selection: Selection | None = None
@@ -125,6 +127,9 @@ class ItopBackup(nagiosplugin.Resource):
             self.verification = verification
             yield nagiosplugin.Metric("verified", int(verification.state != "critical"), min=0, max=1)
             yield nagiosplugin.Metric("verification_warnings", len(verification.warnings), min=0)
+        if self.offsite is not None:
+            yield from self.offsite.metrics(judged, settings.pattern, settings.now.timestamp(), self.history,
+                                            self.series, verify=self.verifier is not None)
 
     def _archive_metrics(self, selection: Selection) -> Iterator[nagiosplugin.Metric]:
         """``missing``: 1 when the due backup has no archive (what is being written is never

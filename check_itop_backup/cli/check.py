@@ -175,6 +175,18 @@ def build_check_parser() -> argparse.ArgumentParser:
                             "(default %(default)s)")
     add_ticket_arguments(parser)
     add_verify_arguments(parser)
+    offsite = parser.add_argument_group(
+        "copies in object storage",
+        "Judge the copy of the archive in S3-compatible storage too (listing and HEAD requests only): "
+        "WARNING when it has none after --offsite-grace, CRITICAL after --critical-age, CRITICAL when "
+        "its size or dump SHA-256 differ; a store that cannot be asked is UNKNOWN for this part only. "
+        "Perfdata: offsite_age, offsite_size, offsite_lag.")
+    add_options(offsite, "offsite", "s3_endpoint_url", "s3_profile")
+    offsite.add_argument("--offsite-grace", metavar="DURATION", default="1h",
+                         help="how long after the archive its copy must exist (default %(default)s)")
+    offsite.add_argument("--offsite-verify-every", metavar="DURATION",
+                         help="with --verify dump (or restore): also verify the copy, streamed from the "
+                              "store, at dump level this often, e.g. 7d (default: never)")
     server = parser.add_argument_group("database server (--verify restore, --compare-live-db)")
     add_options(server, "db_port", "db_user", "db_password_file", "db_option_file")
     run = parser.add_argument_group("output and run")
@@ -212,6 +224,19 @@ class ItopBackupCheck(nagiosplugin.Check):
         self.actions = actions or []
         self.action_lines: list[str] = []
 
+    @property
+    def state(self) -> nagiosplugin.state.ServiceState:
+        state = super().state
+        if "offsite_error" in self.results:  # UNKNOWN for that part only: the local results stand
+            from check_itop_backup.check.offsite import weighed_state
+
+            return weighed_state(self.results)
+        return state
+
+    @property
+    def exitcode(self) -> int:
+        return int(self.state)
+
     def __call__(self) -> None:
         super().__call__()
         record_verdict(self)
@@ -225,15 +250,24 @@ class ItopBackupCheck(nagiosplugin.Check):
 
 
 def build_check(settings: CheckSettings, history: History,
-                tickets: TicketSettings | None = None, verifier: Verifier | None = None) -> ItopBackupCheck:
+                tickets: TicketSettings | None = None, verifier: Verifier | None = None,
+                offsite: object | None = None) -> ItopBackupCheck:
     """The check; with *tickets*, its follow-up action opens and updates iTop Incidents; with
-    *verifier*, the judged archive is verified (``--verify``)."""
+    *verifier*, the judged archive is verified (``--verify``); with *offsite* (OffsiteSettings),
+    its copy in object storage is judged too."""
     actions = []
     if tickets is not None:
         from check_itop_backup.tickets.episode import check_action  # only when tickets are configured
 
         actions.append(check_action(tickets))
-    resource = ItopBackup(settings, history, verifier)
+    extra = []
+    probe = None
+    if offsite is not None:
+        from check_itop_backup.check.offsite import OffsiteProbe, offsite_contexts  # only with --offsite
+
+        probe = OffsiteProbe(offsite)
+        extra = offsite_contexts(probe, settings.warning_age, settings.critical_age)
+    resource = ItopBackup(settings, history, verifier, probe)
     return ItopBackupCheck(
         resource,
         MissingContext(settings),
@@ -248,6 +282,7 @@ def build_check(settings: CheckSettings, history: History,
         VerifiedContext(),
         VerificationWarningsContext(),
         ReportContext(),
+        *extra,
         ItopBackupSummary(resource),
         actions=actions,
     )
@@ -317,6 +352,7 @@ def _run(args: argparse.Namespace, logs: io.StringIO) -> int:
     with deadline.current.stage("reading the configuration"):
         settings = check_settings(args, resolve_instance(instance_request(args)))
         verifier = _verifier(args, settings)
+        offsite = _offsite(args, settings)
     if args.print_expected:
         print_expected(settings)
         return 0
@@ -325,7 +361,7 @@ def _run(args: argparse.Namespace, logs: io.StringIO) -> int:
     try:
         module = settings.instance.module or None  # itop_backup_incident
         tickets = ticket_settings(args, settings.params, itop_backup_module=module)
-        check = build_check(settings, history, tickets, verifier)
+        check = build_check(settings, history, tickets, verifier, offsite)
         check()
     finally:
         history.close()
@@ -340,6 +376,27 @@ def _verifier(args: argparse.Namespace, settings: CheckSettings) -> Verifier | N
     except ValueError as error:
         raise ConfigError(str(error)) from None
     return Verifier(verify) if verify.level != "stat" else None
+
+
+def _offsite(args: argparse.Namespace, settings: CheckSettings):
+    """The OffsiteSettings of ``--offsite`` (or the param files' ``offsite``), else None."""
+    from check_itop_backup.cli.options import offsite_url, store_settings
+    from check_itop_backup.units import parse_duration
+
+    try:
+        url = offsite_url(args, settings.params)
+        grace = parse_duration(args.offsite_grace)
+        every = parse_duration(args.offsite_verify_every) if args.offsite_verify_every else None
+    except ValueError as error:
+        raise ConfigError(f"offsite: {error}") from None
+    if every is not None and (url is None or args.verify not in ("dump", "restore")):
+        raise ConfigError("--offsite-verify-every needs --offsite and --verify dump (or restore)")
+    if url is None:
+        return None
+    from check_itop_backup.check.offsite import OffsiteSettings
+    from check_itop_backup.offsite.location import Location
+
+    return OffsiteSettings(Location.parse(url), store_settings(args), grace, every)
 
 
 def _unknown(args: argparse.Namespace, message: str) -> int:

@@ -2,7 +2,8 @@
 
 One timeline per series, oldest first: the runner's runs (status, duration, size, error line),
 the archives the probe saw (exact size and the change against the previous archive), their
-verifications, each change of the check's verdict with its reason, and the tickets. Times are
+verifications, each change of the check's verdict with its reason, the tickets, and the copies in
+object storage. Times are
 shown in iTop's timezone (``--timezone``, else the ``--itop-config``'s, else local), labelled.
 """
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         history = History.open(path)
         try:
             listings = {table: history.listing(table)
-                        for table in ("runs", "archives", "verifications", "verdicts", "tickets")}
+                        for table in ("runs", "archives", "verifications", "verdicts", "tickets", "uploads")}
         finally:
             history.close()
     except HistoryError as error:
@@ -89,6 +90,10 @@ def timeline(listings: dict[str, list[dict]]) -> list[dict]:
                              detail=row["reason"]))
     for row in listings["tickets"]:
         events.extend(_ticket_events(row))
+    for row in listings["uploads"]:  # copies in object storage: done, pending (the reason) or lost
+        events.append(_event(row["finished"] or row["requested"], row["series"], "upload", row["state"],
+                             row["archive_path"], detail=f"{row['destination']}: "
+                             f"{row['object_key'] or row['message'] or 'not tried yet'}"))
     events.sort(key=lambda event: (event["series"], event["time"]))
     _add_changes(events)
     return events

@@ -89,6 +89,16 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
         help="archives kept by iTop's retention (default: the config's retention_count, 5 with "
              "--itop-config, else none; 0: keep all): a backup deletes older ones of the pattern "
              "after success, the check warns when fewer are found")),
+    "offsite": (("--offsite",), dict(
+        metavar="s3://BUCKET/PREFIX",
+        help="copies in S3-compatible object storage, under this prefix (also 'offsite' in a param "
+             "file); credentials, region and profile the boto3 way: AWS_* variables, ~/.aws/config "
+             "and credentials, never a command line")),
+    "s3_endpoint_url": (("--s3-endpoint-url",), dict(
+        metavar="URL", help="the store's endpoint for MinIO, SeaweedFS, Ceph RGW… (default: "
+                            "$AWS_ENDPOINT_URL, else AWS)")),
+    "s3_profile": (("--s3-profile",), dict(
+        metavar="NAME", help="the profile of the AWS config files (default: $AWS_PROFILE, else default)")),
     "instance": (("--instance",), dict(
         metavar="NAME", help="the instance's name in the Prometheus label itop_instance and the Checkmk "
                              "service names (default: the database name, __DB__)")),
@@ -123,6 +133,27 @@ def instance_request(args: argparse.Namespace, **overrides: object) -> InstanceR
     values = {name: getattr(args, name, None) for name in REQUEST_FIELDS}
     values.update(overrides)
     return InstanceRequest(**values)
+
+
+def offsite_url(args: argparse.Namespace, params: dict[str, str]) -> str | None:
+    """The ``s3://`` prefix of ``--offsite``, else of the param files' ``offsite`` key; raise
+    ValueError when it is not one."""
+    url = getattr(args, "offsite", None) or params.get("offsite") or None
+    if url:
+        from check_itop_backup.offsite.location import Location
+
+        Location.parse(url)
+        from check_itop_backup.offsite import require_modules
+
+        require_modules()
+    return url
+
+
+def store_settings(args: argparse.Namespace):
+    """The StoreSettings (offsite/store.py) of ``--s3-endpoint-url`` and ``--s3-profile``."""
+    from check_itop_backup.offsite.store import StoreSettings
+
+    return StoreSettings(args.s3_endpoint_url or None, args.s3_profile or None)
 
 
 def add_ticket_arguments(parser: argparse.ArgumentParser) -> None:

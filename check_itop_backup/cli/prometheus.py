@@ -42,6 +42,14 @@ CHECK_METRICS = {
     "retention_missing": ("retention_missing", "archives the retention keeps that are not on disk"),
     "verified": ("verified", "1 when the judged archive passed its deep verification"),
     "verification_warnings": ("verification_warnings", "warnings of the deep verification"),
+    # --offsite (check/offsite.py)
+    "offsite_error": ("offsite_error", "1 when the object storage holding the copies cannot be asked"),
+    "offsite_missing": ("offsite_missing", "time since the judged archive was written, while it has no copy"),
+    "offsite_age": ("offsite_age", "age of the newest copy in object storage"),
+    "offsite_size": ("offsite_size", "size of the judged archive's copy (of the archive, when encrypted)"),
+    "offsite_lag": ("offsite_lag", "time from the judged archive to its copy"),
+    "offsite_mismatch": ("offsite_mismatch", "1 when the copy's size or dump SHA-256 differ from the local"),
+    "offsite_verified": ("offsite_verified", "1 when the copy passed its dump verification"),
 }
 
 

@@ -21,7 +21,9 @@ PROG = "itop-backup restore"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``itop-backup restore``."""
-    parser.add_argument("archive", metavar="ARCHIVE", help="the .tar.gz archive to restore")
+    parser.add_argument("archive", metavar="ARCHIVE",
+                        help="the .tar.gz archive to restore, or its copy s3://BUCKET/KEY (streamed)")
+    add_source_arguments(parser)
     database = parser.add_argument_group("target database")
     add_server_arguments(database)
     database.add_argument("--force", action="store_true",
@@ -38,6 +40,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     files.add_argument("--environment", metavar="ENV",
                        help="the iTop environment of the files (default: <env> of --itop-config in "
                             "conf/<env>/, else production)")
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of an ARCHIVE in object storage (restore and verify)."""
+    from check_itop_backup.cli.options import add_options
+
+    group = parser.add_argument_group("an archive in object storage (s3://BUCKET/KEY)")
+    add_options(group, "s3_endpoint_url", "s3_profile")
+    group.add_argument("--identity", metavar="FILE",
+                       help="the age identity (age-keygen's file, or an SSH private key) that decrypts "
+                            "an encrypted copy (.age)")
+
+
+def archive_source(args: argparse.Namespace, prog: str):
+    """``args.archive``, or for ``s3://…`` the copy in the store (offsite/download.py) read as a
+    stream; None after printing why it cannot be read."""
+    from check_itop_backup.offsite.location import is_remote
+
+    if not is_remote(args.archive):
+        return args.archive
+    from check_itop_backup.cli.options import store_settings
+    from check_itop_backup.offsite import require_modules
+
+    try:
+        require_modules()
+    except ValueError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return None
+    from check_itop_backup.offsite.download import RemoteArchive, identities_from
+    from check_itop_backup.offsite.store import OffsiteError, Store
+
+    try:
+        identities = identities_from(args.identity) if args.identity else ()
+        return RemoteArchive(Store(store_settings(args)), args.archive, identities)
+    except OSError as error:
+        print(f"{prog}: cannot read {args.identity}: {error.strerror}", file=sys.stderr)
+    except (OffsiteError, ValueError) as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+    return None
 
 
 def add_server_arguments(group: argparse._ArgumentGroup) -> None:
@@ -61,10 +102,13 @@ def run(args: argparse.Namespace) -> int:
     if instance is None:
         return 2
     settings = instance.database
+    source = archive_source(args, PROG)
+    if source is None:
+        return 1
     with guarded_run(args.timeout) as failure:
         try:
             with ArchiveProgress(args.archive, "restoring"):
-                result = restore_archive(args.archive, settings, force=args.force,
+                result = restore_archive(source, settings, force=args.force,
                                          itop_root=args.itop_root or "", environment=instance.environment,
                                          bindir=instance.mysql_bindir, keep_dir=args.keep_previous_in or "")
         except OSError as error:
@@ -92,13 +136,16 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
     if instance is None:
         return 2
     settings = instance.database
+    source = archive_source(args, prog)
+    if source is None:
+        return 1
     with guarded_run(args.timeout) as failure:
         try:
             cleaned, not_cleaned = recover(settings)
             for line in cleaned + not_cleaned:
                 print(f"{prog}: warning: {line}", file=sys.stderr)
             with ArchiveProgress(args.archive, "test-restoring"):
-                report = verify_by_restore(args.archive, settings, instance.mysql_bindir)
+                report = verify_by_restore(source, settings, instance.mysql_bindir)
         except DatabaseError as error:
             failure.append(f"test restore impossible: {error}")
     if failure:

@@ -24,11 +24,15 @@ from check_itop_backup.cli.options import (
     add_timeout_option,
     instance_label,
     instance_request,
+    non_negative_int,
+    offsite_url,
     parse_timeout,
     positive_int,
+    store_settings,
 )
 
 if TYPE_CHECKING:
+    from check_itop_backup.backup.offsite import OffsiteJob
     from check_itop_backup.backup.ping import LogTail, Pinger
     from check_itop_backup.backup.run import BackupJob
     from check_itop_backup.itop.instance import ItopInstance
@@ -54,6 +58,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_options(target, "history")
     add_timeout_option(target, DEFAULT_TIMEOUT,
                        "exit 1; the temporary archive is removed, earlier archives are untouched")
+    offsite = parser.add_argument_group(
+        "copies in object storage",
+        "After each successful run the archive is uploaded (and the copies earlier runs could not "
+        "make); a failed upload keeps the local archive and exits 1.")
+    add_options(offsite, "offsite", "s3_endpoint_url", "s3_profile")
+    offsite.add_argument("--offsite-retention-count", metavar="N", type=non_negative_int,
+                         help="copies kept in the store after a successful upload, the newest never "
+                              "deleted (default: --retention-count; 0 keeps all)")
+    offsite.add_argument("--offsite-encrypt-to", metavar="RECIPIENT", action="append", default=[],
+                         help="encrypt the copy to this age (age1…) or SSH public key; repeat for more "
+                              "recipients (the local archive stays as it is)")
+    offsite.add_argument("--offsite-lock-days", metavar="N", type=non_negative_int, default=0,
+                         help="S3 Object Lock retention of each copy, in days (the bucket must have "
+                              "Object Lock enabled; default: none)")
+    offsite.add_argument("--offsite-lock-mode", choices=("governance", "compliance"), default="governance",
+                         help="Object Lock mode (default: %(default)s)")
     watch = parser.add_argument_group("monitoring")
     watch.add_argument("--ping-url", metavar="URL",
                        help="ping this dead-man's-switch URL when the run starts and ends (Healthchecks; "
@@ -86,12 +106,13 @@ def run(args: argparse.Namespace) -> int:
     from check_itop_backup.itop.instance import resolve_instance
 
     tail = _configure_logging(args)
-    job, ping, bad_configuration = None, None, None
+    job, ping, bad_configuration, copied, not_copied = None, None, None, None, None
     try:
         with deadline.armed(args.timeout):  # the whole run, the configuration reading included
             try:
                 instance = resolve_instance(instance_request(args))
                 job = build_job(args, instance)
+                offsite = build_offsite_job(args, instance)
                 ping = _pinger(args, instance.params)
             except ValueError as error:  # ConfigError, a bad ping URL
                 bad_configuration, job = f"{PROG}: {error}", None
@@ -103,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
                     ping.start()
                 with recorded_run(_history_path(args), job.pattern.pattern) as results:
                     results.append(run_backup(job, _progress_line(args)))
+                if offsite is not None:
+                    copied, not_copied = _copy_offsite(args, job, offsite, results[0].archive)
     except (BackupError, deadline.StageTimeoutError) as error:
         return _ended(args, job, ping, tail, 1, f"{PROG}: {error}")
     except BaseException as error:  # Ctrl-C, a bug: the service hears of it, backup_main says it
@@ -110,7 +133,59 @@ def run(args: argparse.Namespace) -> int:
         raise
     if bad_configuration is not None:  # pinged when the URL is known without the configuration
         return _ended(args, None, ping or _pinger_or_none(args), tail, 2, bad_configuration)
-    return _ended(args, job, ping, tail, 0, _report(args, results[0]))
+    report = _report(args, results[0])
+    if not_copied is not None:  # the archive is made and kept; its copy is pending
+        return _ended(args, job, ping, tail, 1, not_copied)
+    if copied is not None:
+        _report_copies(args, copied)
+    return _ended(args, job, ping, tail, 0, report)
+
+
+def build_offsite_job(args: argparse.Namespace, instance: ItopInstance) -> OffsiteJob | None:
+    """The OffsiteJob of the offsite options and param files (None without ``--offsite``)."""
+    from check_itop_backup.itop.instance import ConfigError
+
+    try:
+        url = offsite_url(args, instance.params)
+    except ValueError as error:
+        raise ConfigError(f"--offsite: {error}") from None
+    if url is None:
+        if args.offsite_encrypt_to or args.offsite_lock_days or args.offsite_retention_count is not None:
+            raise ConfigError("the --offsite-* options need --offsite s3://BUCKET/PREFIX")
+        return None
+    from check_itop_backup.backup.offsite import OffsiteJob
+    from check_itop_backup.offsite.location import Location
+    from check_itop_backup.offsite.upload import recipients_from
+
+    try:
+        recipients_from(tuple(args.offsite_encrypt_to))
+    except ValueError as error:
+        raise ConfigError(f"--offsite-encrypt-to: {error}") from None
+    count = args.offsite_retention_count
+    return OffsiteJob(Location.parse(url), store_settings(args),
+                      retention_count=(instance.retention_count or 0) if count is None else count,
+                      recipients=tuple(args.offsite_encrypt_to), lock_days=args.offsite_lock_days,
+                      lock_mode=args.offsite_lock_mode)
+
+
+def _copy_offsite(args: argparse.Namespace, job: BackupJob, offsite: OffsiteJob, archive: str):
+    """Copy the run's archive (and pending ones): (the OffsiteResult, None), or (None, the line
+    saying why not)."""
+    from check_itop_backup.backup.offsite import OffsiteCopyError, copy_offsite
+
+    try:
+        return copy_offsite(offsite, job.pattern, archive, _history_path(args)), None
+    except OffsiteCopyError as error:
+        return None, f"{PROG}: {error}"
+
+
+def _report_copies(args: argparse.Namespace, copied) -> None:
+    if args.quiet or not (args.verbose or sys.stderr.isatty()):
+        return
+    for path, url in copied.copied:
+        print(f"copied {os.path.basename(path)} to {url}")
+    if copied.deleted:
+        print(f"offsite retention: {len(copied.deleted)} old copy(ies) deleted")
 
 
 def _ended(args: argparse.Namespace, job: BackupJob | None, ping: Pinger | None, tail: LogTail | None,

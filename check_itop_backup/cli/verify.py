@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare ``ARCHIVE``, ``--level`` and ``--verbose``."""
-    parser.add_argument("archive", metavar="ARCHIVE", help="the .tar.gz or .zip archive to verify")
+    parser.add_argument("archive", metavar="ARCHIVE",
+                        help="the .tar.gz or .zip archive to verify, or a .tar.gz copy s3://BUCKET/KEY "
+                             "(streamed, never written to disk)")
     parser.add_argument("--level", choices=("archive", "dump", "restore"), default="dump",
                         help="archive: gzip stream, tar headers, required and safe members; "
                              "dump: also the dump's completion trailer, tables and config-itop.php; "
@@ -25,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "manifest or the dump's statements (default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="list every member and table")
-    from check_itop_backup.cli.restore import add_server_arguments
+    from check_itop_backup.cli.restore import add_server_arguments, add_source_arguments
 
+    add_source_arguments(parser)
     add_server_arguments(parser.add_argument_group("test restore (--level restore)"))
 
 
@@ -64,14 +67,16 @@ def run(args: argparse.Namespace) -> int:
     """Verify ``args.archive`` at ``args.level``; print the report; return the exit status."""
     from check_itop_backup.archive.inspect import verify_archive
     from check_itop_backup.cli.progress import ArchiveProgress
+    from check_itop_backup.cli.restore import archive_source, run_test_restore
 
     try:
         if args.level == "restore":
-            from check_itop_backup.cli.restore import run_test_restore
-
             return run_test_restore(args, report_outcome)
+        source = archive_source(args, "itop-backup verify")
+        if source is None:
+            return 1
         with ArchiveProgress(args.archive, "verifying"):
-            report = verify_archive(args.archive, args.level)
+            report = verify_archive(source, args.level)
     except OSError as error:
         print(f"itop-backup verify: cannot read {args.archive}: {error.strerror or error}", file=sys.stderr)
         return 1
