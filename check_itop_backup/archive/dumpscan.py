@@ -6,8 +6,9 @@ the last few KiB (for mysqldump's ``-- Dump completed`` trailer), the names of t
 ``CREATE TABLE`` statements at line starts (the first ``MAX_TABLES``; the others are only
 counted, as iTop has a few hundred tables), a SHA-256 computed on a helper thread
 (hashlib releases the GIL, so it runs beside the decompression on another core), and the
-first statement a restore must not run (sqlguard.py, INSERT lines passed over).
-``findings()`` then says what is wrong, if anything.
+first statement a restore must not run (sqlguard.py, INSERT lines passed over), and per table
+the rows and bytes of its INSERT statements (``TableCounter``, on the helper thread too: it
+counts while the main thread inflates). ``findings()`` then says what is wrong, if anything.
 
 mysqldump escapes newlines inside string values, so ``\\nCREATE TABLE `name``` at the start of
 a line is always a statement, never ticket text.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+from collections.abc import Callable
 
 from check_itop_backup.archive.layout import DUMP_MEMBER
 from check_itop_backup.archive.sqlguard import DumpGuard, HostileDumpError
@@ -32,15 +34,23 @@ _TAIL = 4096
 _QUEUE_DEPTH = 4
 _LONG_LINE = 4096  # stepping line by line pays off only when lines are this long on average
 _LINE_CHECK = 256  # lines between two checks of that average
+_INSERT = b"\nINSERT INTO `"
+_INSERT_WINDOW = len(_INSERT) + _MAX_NAME + 1  # longest INSERT head that can straddle two pieces
+MODULES_TABLE = "priv_module_install"  # iTop's record of its version and modules (with db_subname first)
+CAPTURE_LIMIT = 1 << 20  # bytes kept of the INSERT statements of MODULES_TABLE
 
 
-class _BackgroundHash:
-    """SHA-256 of the pieces given to ``update``, computed on a daemon thread."""
+class _Background:
+    """Runs ``work(data, start, end)`` on each piece given to ``write``, in order, on a daemon thread.
 
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
-        self._pieces: queue.Queue[memoryview | None] = queue.Queue(_QUEUE_DEPTH)
-        self._thread = threading.Thread(target=self._run, name="dump-sha256", daemon=True)
+    hashlib releases the GIL, and the table counter's ``bytes.count`` runs while the main
+    thread is inside zlib (which releases it too): both overlap with the inflation.
+    """
+
+    def __init__(self, *work: Callable[[bytes, int, int], None]) -> None:
+        self._work = work
+        self._pieces: queue.Queue[tuple[bytes, int, int] | None] = queue.Queue(_QUEUE_DEPTH)
+        self._thread = threading.Thread(target=self._run, name="dump-scan", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -48,31 +58,190 @@ class _BackgroundHash:
             piece = self._pieces.get()
             if piece is None:
                 return
-            self._hash.update(piece)
+            for work in self._work:
+                work(*piece)
 
-    def update(self, data: bytes, start: int, end: int) -> None:
-        self._pieces.put(memoryview(data)[start:end])
+    def write(self, data: bytes, start: int, end: int) -> None:
+        self._pieces.put((data, start, end))
 
-    def hexdigest(self) -> str:
-        """Wait for the pieces queued so far and return the digest."""
+    def wait(self) -> None:
+        """Wait until the pieces queued so far are done; the thread then ends."""
         self.stop()
         self._thread.join()
-        return self._hash.hexdigest()
 
     def stop(self) -> None:
         """Let the thread end after the queued pieces (also when the scan is abandoned)."""
         self._pieces.put(None)
 
 
-class DumpScanner:
-    """What a streaming pass learns about ``itop-dump.sql``. Call ``close()`` when done."""
+class TableCounter:
+    """Per table, the rows and bytes of its INSERT statements, from the dump in pieces.
 
-    def __init__(self, with_sha256: bool = True) -> None:
+    mysqldump writes a table's rows as extended INSERTs, one statement per line, rows
+    separated by ``),(``; mariadb-dump writes the head ``INSERT INTO `t` VALUES`` on a line
+    and then one row per line. Neither writes a raw newline inside a value, so a statement
+    ends at the first line ending with ``;``, and its rows are its ``),(`` separators (or its
+    row lines). A text value that itself holds ``),(`` counts one row more: the counts
+    compare archives of one instance with each other, not with ``COUNT(*)``.
+
+    *rows* and *sizes* off (a runner's archive, whose manifest has them), only the statements
+    of iTop's ``priv_module_install`` (any ``db_subname`` prefix) are kept, up to
+    ``CAPTURE_LIMIT``. ``sizes`` counts each statement's bytes, newline included.
+
+    >>> counter = TableCounter()
+    >>> dump = (b"--\\nINSERT INTO `a` VALUES (1,'x'),(2,'');\\n"
+    ...         b"INSERT INTO `b` VALUES\\n(1),\\n(2),\\n(3);\\n")
+    >>> for at in range(0, len(dump), 7):
+    ...     counter.write(dump, at, min(at + 7, len(dump)))
+    >>> counter.rows, counter.sizes
+    ({'a': 2, 'b': 3}, {'a': 39, 'b': 38})
+    """
+
+    def __init__(self, rows: bool = True, sizes: bool = True) -> None:
+        self.rows: dict[str, int] = {}
+        self.sizes: dict[str, int] = {}
+        self.captured: dict[str, bytearray] = {}
+        self._count_rows, self._count_sizes = rows, sizes
+        self.counts = rows or sizes
+        self._open: str | None = None  # the table whose statement the last piece ended inside
+        self._in_rows = False  # that statement is past its head line (mariadb-dump's rows)
+        self._carry = b""  # the last bytes of the stream so far
+
+    def write(self, data: bytes, start: int, end: int) -> None:
+        """Take ``data[start:end]`` as the next piece of the dump."""
+        if end <= start:
+            return
+        position = start
+        if self._open is not None:
+            position = self._statement(data, start, end, start)
+        elif self._carry:
+            position = self._straddling_head(data, start, end)
+        while self._open is None:
+            head = data.find(_INSERT, position, end)
+            if head < 0:
+                break
+            name_start = head + len(_INSERT)
+            name_end = data.find(b"`", name_start, min(end, name_start + _MAX_NAME + 1))
+            if name_end < 0:
+                if end - name_start > _MAX_NAME:  # not a name mysqldump writes: passed over
+                    position = name_start
+                    continue
+                break  # the head goes on in the next piece
+            position = self._begin(data[name_start:name_end], data, head + 1, name_end, end)
+        self._carry = data[end - _INSERT_WINDOW:end] if end - start >= _INSERT_WINDOW \
+            else (self._carry + data[start:end])[-_INSERT_WINDOW:]
+
+    def _straddling_head(self, data: bytes, start: int, end: int) -> int:
+        """Begin the statement whose head started in the previous piece; return where to go on."""
+        carried = len(self._carry)
+        window = self._carry + data[start:min(end, start + _INSERT_WINDOW)]
+        head = window.find(_INSERT)
+        while 0 <= head < carried:
+            name_start = head + len(_INSERT)
+            name_end = window.find(b"`", name_start, name_start + _MAX_NAME + 1)
+            if name_end >= carried:  # its name was not seen whole in the previous piece
+                table = window[name_start:name_end].decode("utf-8", "replace")
+                if not self._wanted(table):
+                    return start + name_end - carried
+                self._opened(table)
+                before = window[head + 1:carried]
+                if self._count_sizes:
+                    self.sizes[table] += len(before)
+                self._keep(before, 0, len(before))
+                position = start + name_end - carried
+                self._account(data, start, position)
+                return self._statement(data, position, end, start)
+            head = window.find(_INSERT, head + 1)
+        return start
+
+    def _wanted(self, table: str) -> bool:
+        return self._count_rows or self._count_sizes or table.endswith(MODULES_TABLE)
+
+    def _begin(self, name: bytes, data: bytes, start: int, name_end: int, end: int) -> int:
+        table = name.decode("utf-8", "replace")
+        if not self._wanted(table):
+            return name_end
+        self._opened(table)
+        self._account(data, start, name_end)
+        return self._statement(data, name_end, end, -1)
+
+    def _opened(self, table: str) -> None:
+        """A new INSERT statement of *table*: one row so far."""
+        self._open, self._in_rows = table, False
+        self.rows[table] = self.rows.get(table, 0) + 1
+        self.sizes.setdefault(table, 0)
+        if table.endswith(MODULES_TABLE):
+            self.captured.setdefault(table, bytearray())
+
+    def _keep(self, data: bytes, start: int, stop: int) -> None:
+        captured = self.captured.get(self._open)
+        if captured is not None and len(captured) < CAPTURE_LIMIT:
+            captured += data[start:min(stop, start + CAPTURE_LIMIT - len(captured))]
+
+    def _account(self, data: bytes, start: int, stop: int) -> None:
+        if self._count_sizes and stop > start:
+            self.sizes[self._open] += stop - start
+        self._keep(data, start, stop)
+
+    def _statement(self, data: bytes, position: int, end: int, piece_start: int) -> int:
+        """Go on with the open statement from *position* (*piece_start* when it goes on from the
+        previous piece); return where it ended (its newline) or *end*."""
+        table = self._open
+        boundary = position == piece_start
+        previous = (self._carry[-1:] or b"\0")[0] if boundary else data[position - 1]
+        if not self._in_rows:
+            line_end = data.find(b"\n", position, end)
+            if self._count_rows:
+                self.rows[table] += data.count(b"),(", position, end if line_end < 0 else line_end)
+                if boundary:
+                    self.rows[table] += self._straddling_separators(data, position, end)
+            if line_end < 0:
+                self._account(data, position, end)
+                return end
+            if (data[line_end - 1] if line_end > position else previous) == 59:  # ";": mysqldump's line
+                self._account(data, position, line_end + 1)
+                self._open = None
+                return line_end
+            self._in_rows = True  # mariadb-dump: the rows follow, one per line
+            self._account(data, position, line_end + 1)
+            position, previous = line_end + 1, 10
+        semicolon = position - 1 if previous == 59 and data.startswith(b"\n", position, end) \
+            else data.find(b";\n", position, end)
+        if self._count_rows:
+            stop = end if semicolon < 0 else max(semicolon, position)
+            self.rows[table] += data.count(b"\n", position, stop)
+        if semicolon < 0:
+            self._account(data, position, end)
+            return end
+        self._account(data, position, semicolon + 2)
+        self._open = None
+        return semicolon + 1
+
+    def _straddling_separators(self, data: bytes, start: int, end: int) -> int:
+        """The ``),(`` separators begun in the previous piece and ended in this one."""
+        window = self._carry[-2:] + data[start:min(end, start + 2)]
+        carried = min(2, len(self._carry))
+        return sum(window.startswith(b"),(", at) for at in range(carried) if at + 3 > carried)
+
+
+class DumpScanner:
+    """What a streaming pass learns about ``itop-dump.sql``. Call ``close()`` when done.
+
+    *count_tables* counts each table's rows and bytes (``counter``); without it only iTop's
+    ``priv_module_install`` statements are kept. The SHA-256 and the counting run on a helper
+    thread when asked for.
+    """
+
+    def __init__(self, with_sha256: bool = True, count_tables: bool = True) -> None:
         self.size = 0
         self.tables: dict[str, None] = {}  # ordered set, at most MAX_TABLES
         self.more_tables = 0  # CREATE TABLE statements beyond those
         self._tail = b""
-        self._hash = _BackgroundHash() if with_sha256 else None
+        self.counter = TableCounter(rows=count_tables, sizes=count_tables)
+        self._hash = hashlib.sha256() if with_sha256 else None
+        work = ([lambda data, start, end: self._hash.update(memoryview(data)[start:end])]
+                if with_sha256 else []) + ([self.counter.write] if count_tables else [])
+        self._background = _Background(*work) if work else None
         self.sha256: str | None = None
         self._guard: DumpGuard | None = DumpGuard(check_inserts=False)
         self.hostile: str | None = None  # why a restore must not run this dump
@@ -81,8 +250,10 @@ class DumpScanner:
         """Take ``data[start:end]`` as the next piece of the dump."""
         if end <= start:
             return
-        if self._hash is not None:
-            self._hash.update(data, start, end)
+        if self._background is not None:
+            self._background.write(data, start, end)
+        if not self.counter.counts:
+            self.counter.write(data, start, end)
         if self._tail:
             self._scan_boundary(data, start, end)
         self._scan_lines(data, start, end)
@@ -99,19 +270,21 @@ class DumpScanner:
             self.hostile, self._guard = str(error), None
 
     def close(self) -> None:
-        """Finish the hash (when computed) and the check of the last line. Safe to call twice."""
+        """Finish the helper thread's work and the check of the last line. Safe to call twice."""
         if self._guard is not None:
             self._check(self._guard.finish)
             self._guard = None
-        if self._hash is not None:
-            self.sha256 = self._hash.hexdigest()
-            self._hash = None
+        if self._background is not None:
+            self._background.wait()
+            self._background = None
+            if self._hash is not None:
+                self.sha256 = self._hash.hexdigest()
 
     def abandon(self) -> None:
-        """Stop the helper thread without waiting for a digest."""
-        if self._hash is not None:
-            self._hash.stop()
-            self._hash = None
+        """Stop the helper thread without waiting for its results."""
+        if self._background is not None:
+            self._background.stop()
+            self._background = None
 
     def _scan_lines(self, data: bytes, start: int, end: int) -> None:
         # mysqldump --opt writes rows as extended INSERTs of up to 1 MB per line: stepping from

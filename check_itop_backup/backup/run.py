@@ -10,7 +10,8 @@ Members, in the order archive/layout.py declares: ``config-itop.php``, ``delta.x
 ``<env>-modules/``, extra files at their iTop-relative paths, the manifest, ``itop-dump.sql``
 (last, as iTop writes it).
 
-The manifest (JSON: tables, row counts, the dump's size and SHA-256) is the ``comment``
+The manifest (JSON: tables, their row counts and the bytes of their INSERT statements, counted
+as the dump streams past; the dump's size and SHA-256) is the ``comment``
 record of a PAX global header, not a file member: iTop's restore moves every file it does
 not know to ``<itop-root>/<name>`` (a ``manifest.json`` member became a web-served file),
 while its tar reader skips PAX headers (Archive_Tar's ``_extractList``) and GNU tar,
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 
 from check_itop_backup import __version__, deadline
+from check_itop_backup.archive.dumpscan import TableCounter
 from check_itop_backup.archive.layout import (
     CONFIG_MEMBER,
     DELTA_MEMBER,
@@ -333,12 +335,21 @@ def _fill(output, job: BackupJob, facts: ServerFacts, program: str, members: lis
             else:
                 writer.add_file(member.name, member.source)
         manifest = _manifest(job, facts, _utc_now())
-        placeholder = _manifest_bytes(manifest, size=10**20 - 1, sha256="0" * 64, finished=_utc_now())
+        widest = {table.name: 10**20 - 1 for table in facts.tables}
+        placeholder = _manifest_bytes(manifest, size=10**20 - 1, sha256="0" * 64, finished=_utc_now(),
+                                      table_bytes=widest)
         reservation = writer.reserve_member(PAX_GLOBAL_NAME, len(pax_record("comment", placeholder)))
         dump = start_dump(program, job.database, facts)
         _log.info("dumping with: %s", " ".join(dump.command))
         try:
-            summary = writer.add_stream(DUMP_MEMBER, dump.pipe.read, progress)
+            counter = TableCounter(rows=False)
+
+            def read(size: int) -> bytes:
+                chunk = dump.pipe.read(size)
+                counter.write(chunk, 0, len(chunk))
+                return chunk
+
+            summary = writer.add_stream(DUMP_MEMBER, read, progress)
             warnings = finish_dump(dump, summary.tail)
         except BaseException:
             dump.kill()
@@ -346,7 +357,7 @@ def _fill(output, job: BackupJob, facts: ServerFacts, program: str, members: lis
         if needs_own_restore(summary.size):
             _log.warning("the dump is %d bytes (64 GiB or more): iTop's own restore cannot read this "
                          "archive; restore it with itop-backup", summary.size)
-        data = _manifest_bytes(manifest, summary.size, summary.sha256, _utc_now())
+        data = _manifest_bytes(manifest, summary.size, summary.sha256, _utc_now(), counter.sizes)
         writer.fill(reservation, PAX_GLOBAL_NAME, pax_record("comment", data.ljust(len(placeholder))),
                     PAX_GLOBAL_TYPE)
         writer.close()
@@ -379,8 +390,13 @@ def _manifest(job: BackupJob, facts: ServerFacts, started: str) -> dict:
     }
 
 
-def _manifest_bytes(manifest: dict, size: int, sha256: str, finished: str) -> bytes:
-    filled = dict(manifest, finished=finished, dump=dict(manifest["dump"], size=size, sha256=sha256))
+def _manifest_bytes(manifest: dict, size: int, sha256: str, finished: str,
+                    table_bytes: dict[str, int]) -> bytes:
+    """The manifest filled in; each table gets the bytes of its INSERT statements (0: none)."""
+    tables = [dict(table, bytes=table_bytes.get(table["name"], 0)) if table["type"] != "VIEW" else table
+              for table in manifest["tables"]]
+    filled = dict(manifest, tables=tables, finished=finished,
+                  dump=dict(manifest["dump"], size=size, sha256=sha256))
     return json.dumps(filled, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
 
 

@@ -232,6 +232,34 @@ class VerificationWarningsContext(Limits):
         return f"{_name(resource.selection.judged.path)}: {'; '.join(resource.verification.warnings)}"
 
 
+class TableRowsContext(nagiosplugin.Context):
+    """``rows_<table>``: a ``--table-shrink`` table's rows against the median of the previous
+    verified archives (tabledrift.py): WARNING below -5 %, CRITICAL below -20 % or when it
+    vanished from the dump. Perfdata for each."""
+
+    def __init__(self) -> None:
+        super().__init__("table_rows", result_cls=Finding)
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        from check_itop_backup.check.tabledrift import CRITICAL_SHRINK, WARNING_SHRINK
+
+        drift = resource.drift[metric.name]
+        if not drift.vanished and (drift.change is None or drift.change >= WARNING_SHRINK):
+            return self.result_cls(Ok, None, metric)
+        name = _name(resource.selection.judged.path)
+        baseline = (f"median {drift.baseline:g} rows of the last {drift.samples} verified "
+                    f"archive{'s' * (drift.samples != 1)}")
+        if drift.vanished:
+            return self.result_cls(Critical, f"{name}: table {drift.table} vanished from the dump "
+                                             f"({baseline})", metric)
+        state = Critical if drift.change < CRITICAL_SHRINK else Warn
+        return self.result_cls(state, f"{name}: table {drift.table} has {drift.rows} rows, "
+                                      f"{drift.change:+.0f}% vs {baseline}", metric)
+
+    def performance(self, metric: nagiosplugin.Metric, resource: object) -> Performance:
+        return Performance(metric.name, metric.value, "", None, None, 0, None)
+
+
 class ReportContext(nagiosplugin.ScalarContext):
     """Perfdata only (baseline, size_z, history): always OK, no thresholds."""
 
@@ -297,6 +325,16 @@ class ItopBackupSummary(nagiosplugin.Summary):
         ]
         if selection.judged:
             lines.append(f"judged: {selection.judged.path}")
+        verification = self.resource.verification
+        if verification is not None and verification.installation:
+            from check_itop_backup.itop.modules import Installation
+
+            installation = Installation(**verification.installation)
+            lines.append(f"taken from {installation.describe(len(installation.modules))}")
+        for drift in verification.drift if verification is not None else ():
+            rows = "vanished" if drift.vanished else f"{drift.rows} rows"
+            against = f", median {drift.baseline:g} of {drift.samples}" if drift.samples else ""
+            lines.append(f"table {drift.table}: {rows}{against}")
         return lines
 
     def _writing(self, results: nagiosplugin.Results) -> str:

@@ -8,8 +8,9 @@ killed restores left in the iTop root and could not be cleaned, recovery.py), ``
 ``size`` (B), ``world_readable`` (1/0), ``size_change`` (% against the baseline),
 ``baseline`` (B), ``size_z``, ``history`` (archives known), and when configured
 ``size_reduction`` (% smaller than the previous archive, iTop's rule), ``retention_missing``
-(retained archives not found), ``verified`` (1/0) and ``verification_warnings``
-(verification.py, which caches its results in the history). What the texts need besides the
+(retained archives not found), ``verified`` (1/0), ``verification_warnings``
+(verification.py, which caches its results in the history) and ``rows_<table>`` for each
+``--table-shrink`` table (tabledrift.py). What the texts need besides the
 numbers (the selection, the trend, the file mode...) stays on the resource as attributes.
 Otherwise it only reads the history; the verdict is written back in one transaction once
 known (``record_verdict``). It raises ``CheckError`` only when it cannot tell.
@@ -66,6 +67,7 @@ class ItopBackup(nagiosplugin.Resource):
         self.previous: str | None = None  # the archive size_reduction compares with
         self.retention: tuple[int, int] | None = None  # archives found, archives expected
         self.verification: Verification | None = None
+        self.drift: dict[str, object] = {}  # metric name (rows_<table>) -> TableDrift
 
     @property
     def name(self) -> str:
@@ -117,6 +119,10 @@ class ItopBackup(nagiosplugin.Resource):
             self.verification = verification
             yield nagiosplugin.Metric("verified", int(verification.state != "critical"), min=0, max=1)
             yield nagiosplugin.Metric("verification_warnings", len(verification.warnings), min=0)
+            for drift in verification.drift:
+                name = f"rows_{drift.table}"
+                self.drift[name] = drift
+                yield nagiosplugin.Metric(name, drift.rows or 0, min=0, context="table_rows")
 
     def _archive_metrics(self, selection: Selection) -> Iterator[nagiosplugin.Metric]:
         """``missing``: 1 when the due backup has no archive (what is being written is never
@@ -203,11 +209,14 @@ class _Unjudged:
 CAUSES = {"missing": "archive", "overdue": "archive", "world_readable": "exposure",
           "size_change": "trend", "retention_missing": "retention", "verified": "verification",
           "verification_warnings": "verification"}
-ARCHIVE_QUALITY = {"size", "trend", "size_reduction", "verification"}  # causes about the archive itself
+# causes about the archive itself
+ARCHIVE_QUALITY = {"size", "trend", "size_reduction", "verification", "tables"}
 
 
 def cause(metric: nagiosplugin.Metric) -> str:
     """What the history records as the cause of a result about *metric*."""
+    if metric.context == "table_rows":
+        return "tables"
     return CAUSES.get(metric.name, metric.name)
 
 

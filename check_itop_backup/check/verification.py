@@ -5,8 +5,10 @@ judged archive at most once per archive identity (path, size, mtime, inode): the
 cached in the history's ``verifications`` table, and reused until ``--verify-every`` has
 passed (never, by default). Only a finished verification is stored: a timeout raises
 ``StageTimeoutError`` before anything is written. It then compares the archive's table set
-with the previous verified archive of the series (a vanished table is a warning) and,
-with ``--compare-live-db``, with the live database of the iTop instance (itop/instance.py).
+with the previous verified archive of the series (a vanished table is a warning), the rows
+of the ``--table-shrink`` tables with the median of the previous verified archives
+(tabledrift.py) and, with ``--compare-live-db``, with the live database of the iTop instance
+(itop/instance.py).
 """
 
 from __future__ import annotations
@@ -27,12 +29,15 @@ LEVELS = ("stat", "archive", "dump", "restore")
 DEFAULT_RESTORE_EVERY = 7 * 86400.0
 
 
-class VerifySettings(namedtuple("VerifySettings", "level every compare_live_db database restore_every",
-                                 defaults=(DEFAULT_RESTORE_EVERY,))):
+class VerifySettings(namedtuple("VerifySettings", "level every compare_live_db database restore_every "
+                                                   "watched baseline_count",
+                                 defaults=(DEFAULT_RESTORE_EVERY, (), 7))):
     """``level`` (one of LEVELS), ``every`` (seconds between re-verifications of one archive,
     None for once), ``compare_live_db`` (bool), ``database`` (the instance's DatabaseSettings:
-    the live database, and the server of test restores) and ``restore_every`` (seconds between test restores
-    of a series with ``--verify restore``; archives in between are verified at ``dump`` level)."""
+    the live database, and the server of test restores), ``restore_every`` (seconds between test restores
+    of a series with ``--verify restore``; archives in between are verified at ``dump`` level),
+    ``watched`` (the tables whose rows are compared with the median of ``baseline_count``
+    previous verified archives)."""
 
     __slots__ = ()
 
@@ -47,16 +52,23 @@ def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
         raise ValueError("--compare-live-db needs --verify dump")
     if args.compare_live_db and not instance.database.name:
         raise ValueError("--compare-live-db needs --itop-config or --db-name (the live database)")
+    from check_itop_backup.check.tabledrift import watched_tables
+
     return VerifySettings(args.verify, every, args.compare_live_db, instance.database,
-                          parse_duration(args.restore_every))
+                          parse_duration(args.restore_every),
+                          tuple(watched_tables(args.table_shrink, instance.database.subname)),
+                          args.baseline_count)
 
 
 class Verification(namedtuple("Verification", "level reached state reason verified_at cached tables "
-                                               "findings previous", defaults=((), None))):
+                                               "findings previous stats installation drift",
+                               defaults=((), None, {}, None, ()))):
     """The judged archive's verification as the probe reports it.
 
     ``state``/``reason`` are the archive's own result; ``findings`` are warnings from comparing
     its ``tables`` (vanished since ``previous``, or missing against the live database).
+    ``stats`` are its tables' ``[rows, bytes]``, ``installation`` iTop's version and modules
+    (``{"version", "modules"}``, None when unknown), ``drift`` the watched tables' TableDrift.
     A named tuple, not a dataclass: this module is on the probe's start-up path.
     """
 
@@ -101,11 +113,20 @@ class Verifier:
             result = self._verify_now(archive, series, history, now, level)
         if result.state == "critical" or level != "dump":
             return result
-        previous = history.previous_verification(series, archive.mtime, "dump")
+        earlier = history.previous_verifications(series, archive.mtime, "dump",
+                                                 max(1, self.settings.baseline_count))
+        previous = earlier[0] if earlier else None
         findings = _vanished(result.tables, previous)
         if self.settings.compare_live_db:
             findings += _missing_from_dump(result.tables, self.settings.database)
-        return result._replace(findings=tuple(findings), previous=previous.path if previous else None)
+        drift = ()
+        if self.settings.watched:
+            from check_itop_backup.check.tabledrift import table_drift
+
+            drift = tuple(table_drift(result.stats, [_details(record).get("table_stats") or {}
+                                                     for record in earlier], list(self.settings.watched)))
+        return result._replace(findings=tuple(findings), previous=previous.path if previous else None,
+                               drift=drift)
 
     def _verify_now(self, archive: object, series: str, history: History, now: float,
                     level: str) -> Verification:
@@ -115,14 +136,16 @@ class Verifier:
             else verify_archive(archive.path, level)
         log.info("%s: verified to %s level in %.1fs: %s", archive.path, report.reached,
                  report.seconds, report.reason)
+        details = report.details()
         with deadline.current.stage(f"writing the verification to the history {history.path}"), \
                 history.transaction():
             record = history.record_archive(series, archive.path, archive.size, archive.mtime,
                                             archive.inode, now)
             history.record_verification(record.id, report.level, report.state, report.reason,
-                                        json.dumps(report.details()), now)
+                                        json.dumps(details), now)
         return Verification(level=report.level, reached=report.reached, state=report.state,
-                            reason=report.reason, verified_at=now, cached=False, tables=report.tables)
+                            reason=report.reason, verified_at=now, cached=False, tables=report.tables,
+                            stats=details.get("table_stats") or {}, installation=details.get("itop"))
 
 
 def _test_restore(path: str, database: DatabaseSettings):
@@ -136,11 +159,17 @@ def _test_restore(path: str, database: DatabaseSettings):
         raise OSError(f"test restore impossible: {error}") from None
 
 
-def _from_record(record: VerificationRecord, cached: bool) -> Verification:
+def _details(record: VerificationRecord) -> dict:
     details = json.loads(record.details or "{}")
+    return details if isinstance(details, dict) else {}
+
+
+def _from_record(record: VerificationRecord, cached: bool) -> Verification:
+    details = _details(record)
     return Verification(level=record.level, reached=details.get("reached", record.level),
                         state=record.state, reason=record.message, verified_at=record.verified_at,
-                        cached=cached, tables=tuple(details.get("tables", ())))
+                        cached=cached, tables=tuple(details.get("tables", ())),
+                        stats=details.get("table_stats") or {}, installation=details.get("itop"))
 
 
 def _vanished(tables: tuple[str, ...], previous: VerificationRecord | None) -> list[str]:
