@@ -325,6 +325,8 @@ class ItopBackupSummary(nagiosplugin.Summary):
         ]
         if selection.judged:
             lines.append(f"judged: {selection.judged.path}")
+        if self.resource.scheduler is not None:
+            lines.append(self.resource.scheduler.describe())
         verification = self.resource.verification
         if verification is not None and verification.installation:
             from check_itop_backup.itop.modules import Installation
@@ -345,7 +347,10 @@ class ItopBackupSummary(nagiosplugin.Summary):
 
     def _with_progress(self, results: nagiosplugin.Results, text: str) -> str:
         """Put the note about what is being written first when it is no problem (a problem's line
-        already says it)."""
+        already says it); say last that iTop's scheduler could not be read (``--itop-cron``)."""
+        scheduler = getattr(self.resource, "scheduler", None)
+        if scheduler is not None and scheduler.error:
+            text += f"; iTop's scheduler UNKNOWN: {scheduler.error}"
         selection = self.resource.selection
         if (selection is None or selection.in_progress is None or "overdue" in results
                 or results["missing"].state != Ok):

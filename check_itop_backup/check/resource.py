@@ -9,8 +9,8 @@ killed restores left in the iTop root and could not be cleaned, recovery.py), ``
 ``baseline`` (B), ``size_z``, ``history`` (archives known), and when configured
 ``size_reduction`` (% smaller than the previous archive, iTop's rule), ``retention_missing``
 (retained archives not found), ``verified`` (1/0), ``verification_warnings``
-(verification.py, which caches its results in the history) and ``rows_<table>`` for each
-``--table-shrink`` table (tabledrift.py). What the texts need besides the
+(verification.py, which caches its results in the history), ``rows_<table>`` for each
+``--table-shrink`` table (tabledrift.py) and, with ``--itop-cron``, iTop's scheduler's (cron.py). What the texts need besides the
 numbers (the selection, the trend, the file mode...) stays on the resource as attributes.
 Otherwise it only reads the history; the verdict is written back in one transaction once
 known (``record_verdict``). It raises ``CheckError`` only when it cannot tell.
@@ -55,10 +55,12 @@ class Learning:
 class ItopBackup(nagiosplugin.Resource):
     """The newest backup archive of one iTop instance."""
 
-    def __init__(self, settings: CheckSettings, history: History, verifier: Verifier | None = None) -> None:
+    def __init__(self, settings: CheckSettings, history: History, verifier: Verifier | None = None,
+                 scheduler: object | None = None) -> None:
         self.settings = settings
         self.history = history
         self.verifier = verifier
+        self.scheduler = scheduler  # cron.py's SchedulerCheck with --itop-cron
         self.selection: Selection | None = None
         self.leftovers: list[str] = []  # what killed restores left and could not be cleaned
         self.mode: int | None = None  # the judged archive's mode when world-readable
@@ -97,6 +99,8 @@ class ItopBackup(nagiosplugin.Resource):
             with deadline.current.stage(f"looking for what killed restores left in {root}"):
                 self.leftovers = self._leftovers(root)
             yield nagiosplugin.Metric("leftovers", len(self.leftovers), min=0)
+        if self.scheduler is not None:
+            yield from self.scheduler.metrics(settings)
         judged = self.selection.judged
         if judged is None:
             return
@@ -215,8 +219,8 @@ ARCHIVE_QUALITY = {"size", "trend", "size_reduction", "verification", "tables"}
 
 def cause(metric: nagiosplugin.Metric) -> str:
     """What the history records as the cause of a result about *metric*."""
-    if metric.context == "table_rows":
-        return "tables"
+    if metric.context in ("table_rows", "itop_cron"):
+        return "tables" if metric.context == "table_rows" else "scheduler"
     return CAUSES.get(metric.name, metric.name)
 
 
