@@ -102,17 +102,19 @@ class SchedulerContext(nagiosplugin.Context):
         task, grace = scheduler.task, format_duration(self.grace)
         state, hint = Ok, None
         if metric.name == "backup_task_missing" and scheduler.enabled:
-            state, hint = Critical, ("iTop's cron.php has never run: priv_backgroundtask has no BackupExec "
-                                     "task (cron.php creates it on its first run), so no scheduled backup ran")
+            state, hint = Critical, ("iTop's cron.php has never run: priv_backgroundtask has no "
+                                     "BackupExec task (cron.php creates it on its first run), so no "
+                                     "scheduled backup ran")
         elif metric.name == "backup_task_enabled" and not metric.value:
             why = (f"its BackupExec task is {task.status}" if scheduler.enabled
                    else "'enabled' => false in the itop-backup settings of config-itop.php")
-            state, hint = Warn, f"iTop's scheduled backup is off ({why}) while this check expects its archives"
+            state, hint = Warn, (f"iTop's scheduled backup is off ({why}) while this check expects "
+                                 "its archives")
         elif metric.name == "cron_lag" and metric.value > self.grace and scheduler.enabled \
                 and task.status == "active":
-            state, hint = Critical, (f"iTop's cron.php has not run since {describe_slot(task.next_run_date)}: "
-                                     f"its scheduled backup was due then, {format_duration(metric.value)} ago "
-                                     f"(grace {grace})")
+            state, hint = Critical, (f"iTop's cron.php has not run since "
+                                     f"{describe_slot(task.next_run_date)}: its scheduled backup was due "
+                                     f"then, {format_duration(metric.value)} ago (grace {grace})")
         elif metric.name == "backup_task_duration" and task.running \
                 and metric.value > task.max_run_duration + self.grace:
             state, hint = Critical, (f"iTop's scheduled backup has been running since "

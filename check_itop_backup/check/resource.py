@@ -10,8 +10,9 @@ killed restores left in the iTop root and could not be cleaned, recovery.py), ``
 ``size_reduction`` (% smaller than the previous archive, iTop's rule), ``retention_missing``
 (retained archives not found), ``verified`` (1/0), ``verification_warnings``
 (verification.py, which caches its results in the history), ``rows_<table>`` for each
-``--table-shrink`` table (tabledrift.py) and, with ``--itop-cron``, iTop's scheduler's (cron.py). What the texts need besides the
-numbers (the selection, the trend, the file mode...) stays on the resource as attributes.
+``--table-shrink`` table (tabledrift.py) and, with ``--itop-cron``, iTop's scheduler's
+(cron.py). What the texts need besides the numbers (the selection, the trend, the file
+mode...) stays on the resource as attributes.
 Otherwise it only reads the history; the verdict is written back in one transaction once
 known (``record_verdict``). It raises ``CheckError`` only when it cannot tell.
 """

@@ -98,15 +98,17 @@ def test_a_task_waiting_for_its_next_slot_is_ok_with_its_perfdata(tmp_path, itop
             "0 runs, longest 0s") in run.long_output
 
 
-def test_a_next_run_date_past_its_grace_says_cron_php_has_not_run_since_then_in_itops_timezone(tmp_path, itop):
+def test_a_next_run_date_past_its_grace_says_cron_php_has_not_run_since_then_in_itops_timezone(
+        tmp_path, itop):
     server, database, name = itop
     task(server, database, next_run_date="2026-12-02 23:30:00")  # Paris time: 10h 30m before NOW
 
     run = check(tmp_path, config(tmp_path, server, database))
 
     assert run.exit_code == 2
-    assert run.status_line == ("ITOP_BACKUP CRITICAL - iTop's cron.php has not run since Wed 2026-12-02 23:30: "
-                               "its scheduled backup was due then, 10h 30m ago (grace 2h 0m)")
+    assert run.status_line == ("ITOP_BACKUP CRITICAL - iTop's cron.php has not run since "
+                               "Wed 2026-12-02 23:30: its scheduled backup was due then, 10h 30m ago "
+                               "(grace 2h 0m)")
     assert "cron_lag=37800s;;;0" in run.perfdata
 
 
@@ -129,7 +131,8 @@ def test_a_run_still_flagged_running_past_its_longest_run_and_grace_is_stuck_or_
 
     assert run.exit_code == 2
     assert run.status_line == ("ITOP_BACKUP CRITICAL - iTop's scheduled backup has been running since "
-                               "Wed 2026-12-02 23:31 (stuck or failed): 10h 29m, longest run 1m 12s + grace 2h 0m")
+                               "Wed 2026-12-02 23:31 (stuck or failed): 10h 29m, longest run 1m 12s "
+                               "+ grace 2h 0m")
     assert "backup_task_duration=37740.0s;;;0" in run.perfdata
 
 
@@ -160,9 +163,9 @@ def test_no_backupexec_row_says_cron_php_has_never_run(tmp_path, itop):
     run = check(tmp_path, config(tmp_path, server, database))
 
     assert run.exit_code == 2
-    assert run.status_line == ("ITOP_BACKUP CRITICAL - iTop's cron.php has never run: priv_backgroundtask has "
-                               "no BackupExec task (cron.php creates it on its first run), so no scheduled "
-                               "backup ran")
+    assert run.status_line == ("ITOP_BACKUP CRITICAL - iTop's cron.php has never run: "
+                               "priv_backgroundtask has no BackupExec task (cron.php creates it on its "
+                               "first run), so no scheduled backup ran")
     assert "cron_lag" not in run.perfdata
 
 
@@ -195,13 +198,15 @@ def test_an_account_with_select_on_that_table_only_is_enough(tmp_path, itop):
         cursor.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY ''")
         cursor.execute(f"GRANT SELECT ON `{database}`.`priv_backgroundtask` TO '{user}'@'%'")
     try:
-        run = check(tmp_path, config(tmp_path, server, database, user=user), "--db-password-file", "/dev/null")
+        run = check(tmp_path, config(tmp_path, server, database, user=user),
+                    "--db-password-file", "/dev/null")
     finally:
         with pymysql.connect(**server) as connection, connection.cursor() as cursor:
             cursor.execute(f"DROP USER '{user}'@'%'")
 
     assert run.exit_code == 2
-    assert run.status_line.startswith("ITOP_BACKUP CRITICAL - iTop's cron.php has not run since Wed 2026-12-02")
+    assert run.status_line.startswith("ITOP_BACKUP CRITICAL - iTop's cron.php has not run since "
+                                      "Wed 2026-12-02")
 
 
 def test_itop_cron_needs_the_database(tmp_path):
