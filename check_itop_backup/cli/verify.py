@@ -47,13 +47,24 @@ def format_report(report: VerificationReport, verbose: bool = False) -> str:
                      + (f", sha256 {report.dump_sha256}" if report.dump_sha256 else ""))
     if report.tables:
         lines.append(f"  tables: {report.table_count}")
+    if report.installation is not None:
+        lines.append(f"  taken from {report.installation.describe(len(report.installation.modules))}")
     if verbose:
         lines += [f"    member {member.name} ({format_size(member.size)})" for member in report.members]
         lines += _more(report.member_count - len(report.members), "members")
-        lines += [f"    table {table}" for table in report.tables]
+        stats = {name: (rows, size) for name, rows, size in report.table_stats}
+        lines += [f"    table {table}" + _counts(*stats.get(table, (None, None))) for table in report.tables]
         lines += _more(report.table_count - len(report.tables), "tables")
     lines.append(f"  verified in {report.seconds:.2f} s")
     return "\n".join(lines)
+
+
+def _counts(rows: int | None, size: int | None) -> str:
+    """``: 42 rows, 1.2 KiB`` of a table's counts, what is known of them."""
+    from check_itop_backup.units import format_size
+
+    known = ([f"{rows} rows"] if rows is not None else []) + ([format_size(size)] if size is not None else [])
+    return f": {', '.join(known)}" if known else ""
 
 
 def _more(count: int, what: str) -> list[str]:

@@ -21,7 +21,9 @@ from collections import namedtuple
 from check_itop_backup.itop.textfile import read_text
 
 _DEFINE = re.compile(r"""define\(\s*['"](ITOP_VERSION|ITOP_REVISION)['"]\s*,\s*['"]([^'"]*)['"]\s*\)""")
-_ADD_MODULE = re.compile(r"""AddModule\(\s*__FILE__\s*,\s*['"]([^'"/]+)/([^'"]*)['"]""")
+# iTop's module files put a comment after __FILE__ (datamodels/2.x/itop-backup/module.itop-backup.php)
+_ADD_MODULE = re.compile(r"""AddModule\(\s*__FILE__\s*,(?:\s|//[^\n]*\n|/\*.*?\*/)*"""
+                         r"""['"]([^'"/]+)/([^'"]*)['"]""", re.S)
 _MODULE_FILE = re.compile(r"module\..+\.php$")
 _MODULE_DIRS = ("datamodels", "extensions")
 _MAX_DEPTH = 4  # module.*.php lie at most this deep below those directories
