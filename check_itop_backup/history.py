@@ -372,6 +372,16 @@ class History:
         )
         return VerificationRecord(*rows[0]) if rows else None
 
+    def latest_verification(self, path: str, level: str) -> VerificationRecord | None:
+        """The newest verification at *level* of an archive at *path* (an absolute path, or the
+        name the archive had in its directory), whatever its identity."""
+        rows = self._rows(
+            "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
+            " JOIN archives a ON a.id = v.archive_id WHERE (a.path = ? OR a.path LIKE ? ESCAPE '\\')"
+            " AND v.level = ? ORDER BY v.verified_at DESC LIMIT 1",
+            (path, "%/" + re.sub(r"([\\%_])", r"\\\1", path), level))
+        return VerificationRecord(*rows[0]) if rows else None
+
     def previous_verification(self, series: str, before: float, level: str) -> VerificationRecord | None:
         """Return the verification at *level* of the newest archive of *series* older than
         *before* (mtime) that was verified at that level without a critical result."""

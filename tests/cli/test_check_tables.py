@@ -3,6 +3,7 @@ tables (``--table-shrink``) against the median of the previous verified archives
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pymysql
 import pytest
 
+from check_itop_backup.cli.backup import backup_main
 from tests.archive_corpus import gzip_members, itop_tar
 from tests.checkrun import run_check
 
@@ -135,3 +137,33 @@ def test_table_shrink_names_the_watched_tables_and_empty_watches_none(instance, 
                                         "3 verified archives")
     assert "rows_ticket=100;;;0" in watched.perfdata and "rows_attachment" not in watched.perfdata
     assert none.exit_code == 0 and "rows_" not in none.perfdata
+
+
+def test_history_tables_lists_the_counts_of_an_archives_dump_verification(instance, tmp_path, capsys,
+                                                                          private_history):
+    series(instance, tmp_path, days=1)
+    path = tmp_path / "itop-2026-11-22_23_30.tar.gz"
+    capsys.readouterr()
+
+    def history(*argv):
+        with pytest.raises(SystemExit) as exited:
+            backup_main(["history", "--timezone", "Europe/Paris", *map(str, argv)])
+        return exited.value.code, capsys.readouterr()
+
+    status, table = history("--tables", path)
+    by_name, listed = history("--tables", path.name, "--format", "json")
+    unknown, missing = history("--tables", tmp_path / "nope.tar.gz")
+
+    assert status == 0
+    lines = table.out.splitlines()
+    assert lines[0] == f"archive {path}: ok, dump level verified 2026-11-23 09:34:00 (Europe/Paris)"
+    assert lines[1].split() == ["TABLE", "ROWS", "BYTES"]
+    assert [line.split()[:2] for line in lines[2:]] == [["attachment", "100"], ["contact", "50"],
+                                                        ["ticket", "200"]]
+    assert by_name == 0
+    assert [(row["table"], row["rows"]) for row in json.loads(listed.out)] == [
+        ("attachment", 100), ("contact", 50), ("ticket", 200)]
+    assert all(row["bytes"] > 0 for row in json.loads(listed.out))
+    assert unknown == 1
+    assert missing.err == (f"itop-backup history: no dump-level verification of {tmp_path / 'nope.tar.gz'} "
+                           f"in {private_history}\n")
