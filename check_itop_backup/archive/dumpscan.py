@@ -6,7 +6,8 @@ the last few KiB (for mysqldump's ``-- Dump completed`` trailer), the names of t
 ``CREATE TABLE`` statements at line starts (the first ``MAX_TABLES``; the others are only
 counted, as iTop has a few hundred tables), a SHA-256 computed on a helper thread
 (hashlib releases the GIL, so it runs beside the decompression on another core), and the
-first statement a restore must not run (sqlguard.py, INSERT lines passed over), and per table
+first statement a restore must not run (sqlguard.py, INSERT lines passed over) and, on the lines
+it reads, what keeps the dump from loading elsewhere (portability.py), and per table
 the rows and bytes of its INSERT statements (``TableCounter``, on the helper thread too: it
 counts while the main thread inflates). ``findings()`` then says what is wrong, if anything.
 
@@ -23,6 +24,7 @@ import threading
 from collections.abc import Callable
 
 from check_itop_backup.archive.layout import DUMP_MEMBER
+from check_itop_backup.archive.portability import PortabilityLint
 from check_itop_backup.archive.sqlguard import DumpGuard, HostileDumpError
 from check_itop_backup.units import format_size
 
@@ -248,7 +250,8 @@ class DumpScanner:
                 if with_sha256 else []) + ([self.counter.write] if count_tables else [])
         self._background = _Background(*work) if work else None
         self.sha256: str | None = None
-        self._guard: DumpGuard | None = DumpGuard(check_inserts=False)
+        self.portability = PortabilityLint()
+        self._guard: DumpGuard | None = DumpGuard(check_inserts=False, observe=self.portability.line)
         self.hostile: str | None = None  # why a restore must not run this dump
 
     def write(self, data: bytes, start: int, end: int) -> None:

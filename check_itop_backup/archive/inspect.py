@@ -119,6 +119,7 @@ class VerificationReport:
     seconds: float = 0.0
     table_stats: tuple[tuple[str, int | None, int | None], ...] = ()  # (table, rows, bytes) of tables
     installation: Installation | None = None  # iTop's version and modules, from priv_module_install
+    portability: tuple[tuple[str, str], ...] = ()  # (kind, sentence): what keeps it from loading elsewhere
 
     @property
     def ok(self) -> bool:
@@ -133,6 +134,7 @@ class VerificationReport:
             "gzip_members": self.gzip_members, "seconds": round(self.seconds, 3),
             "table_stats": {name: [rows, size] for name, rows, size in self.table_stats},
             "itop": self.installation._asdict() if self.installation else None,
+            "portability": [list(finding) for finding in self.portability],
         }
 
 
@@ -669,7 +671,8 @@ def verify_archive(path: str, level: str = "dump") -> VerificationReport:
         dump_sha256=dump.sha256 if dump else None, container=container,
         gzip_members=gzip_members, seconds=time.monotonic() - started,
         table_stats=inspection.table_stats() if reached == "dump" else (),
-        installation=inspection.installation() if reached == "dump" else None)
+        installation=inspection.installation() if reached == "dump" else None,
+        portability=tuple(dump.portability.findings()) if dump and reached == "dump" else ())
 
 
 def _number(value: object) -> int | None:

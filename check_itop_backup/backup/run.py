@@ -45,6 +45,7 @@ from check_itop_backup.archive.layout import (
     modules_member,
     modules_path,
 )
+from check_itop_backup.archive.portability import PortableFilter
 from check_itop_backup.archive.writer import PAX_GLOBAL_TYPE, TarGzWriter, needs_own_restore, pax_record
 from check_itop_backup.database.dump import dump_command, find_dump_program, finish_dump, start_dump
 from check_itop_backup.database.server import DatabaseError, ServerFacts, preflight
@@ -81,6 +82,7 @@ class BackupJob:
     wait: bool = False
     timezone: tzinfo | None = None  # iTop names archives in its config's timezone (None: local time)
     database_only: bool = False  # meant without config-itop.php: no warning (restore's saved copy)
+    portable: bool = False  # a dump other servers and clients load (archive/portability.py)
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,8 @@ def run_backup(job: BackupJob, progress: Callable[[int], None] | None = None, *,
             members = members_of(job)
         except OSError as error:
             raise BackupError(f"cannot read {error.filename}: {error.strerror}") from None
-        plan = Plan(archive, dump_command(program, "--defaults-extra-file=<pipe>", job.database, facts),
+        plan = Plan(archive, dump_command(program, "--defaults-extra-file=<pipe>", job.database, facts,
+                                          job.portable),
                     tuple(m.name for m in members) + (MANIFEST_LABEL, DUMP_MEMBER), facts)
         if dry_run:
             return BackupResult(plan, 0, 0, time.time() - started)
@@ -339,13 +342,20 @@ def _fill(output, job: BackupJob, facts: ServerFacts, program: str, members: lis
         placeholder = _manifest_bytes(manifest, size=10**20 - 1, sha256="0" * 64, finished=_utc_now(),
                                       table_bytes=widest)
         reservation = writer.reserve_member(PAX_GLOBAL_NAME, len(pax_record("comment", placeholder)))
-        dump = start_dump(program, job.database, facts)
+        dump = start_dump(program, job.database, facts, job.portable)
         _log.info("dumping with: %s", " ".join(dump.command))
         try:
             counter = TableCounter(rows=False)
+            portable = PortableFilter() if job.portable else None
 
             def read(size: int) -> bytes:
                 chunk = dump.pipe.read(size)
+                while portable is not None:  # b"" ends the member: read on while the filter holds all
+                    filtered = portable.feed(chunk) if chunk else portable.finish()
+                    if filtered or not chunk:
+                        chunk = filtered
+                        break
+                    chunk = dump.pipe.read(size)
                 counter.write(chunk, 0, len(chunk))
                 return chunk
 

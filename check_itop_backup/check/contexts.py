@@ -260,6 +260,18 @@ class TableRowsContext(nagiosplugin.Context):
         return Performance(metric.name, metric.value, "", None, None, 0, None)
 
 
+class PortabilityContext(nagiosplugin.Context):
+    """``portability_<kind>`` (``--portable``): what keeps the dump from loading into another
+    server or client (archive/portability.py): WARNING, one sentence each, naming who refuses it."""
+
+    def __init__(self) -> None:
+        super().__init__("portability", result_cls=Finding)
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        return self.result_cls(Warn, f"{_name(resource.selection.judged.path)}: "
+                                     f"{resource.portability[metric.name]}", metric)
+
+
 class ReportContext(nagiosplugin.ScalarContext):
     """Perfdata only (baseline, size_z, history): always OK, no thresholds."""
 

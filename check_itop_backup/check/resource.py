@@ -71,6 +71,7 @@ class ItopBackup(nagiosplugin.Resource):
         self.retention: tuple[int, int] | None = None  # archives found, archives expected
         self.verification: Verification | None = None
         self.drift: dict[str, object] = {}  # metric name (rows_<table>) -> TableDrift
+        self.portability: dict[str, str] = {}  # metric name (portability_<kind>) -> its sentence
 
     @property
     def name(self) -> str:
@@ -128,6 +129,10 @@ class ItopBackup(nagiosplugin.Resource):
                 name = f"rows_{drift.table}"
                 self.drift[name] = drift
                 yield nagiosplugin.Metric(name, drift.rows or 0, min=0, context="table_rows")
+            if self.verifier.settings.portable:
+                for kind, sentence in verification.portability:
+                    self.portability[f"portability_{kind}"] = sentence
+                    yield nagiosplugin.Metric(f"portability_{kind}", 1, context="portability")
 
     def _archive_metrics(self, selection: Selection) -> Iterator[nagiosplugin.Metric]:
         """``missing``: 1 when the due backup has no archive (what is being written is never
@@ -220,8 +225,8 @@ ARCHIVE_QUALITY = {"size", "trend", "size_reduction", "verification", "tables"}
 
 def cause(metric: nagiosplugin.Metric) -> str:
     """What the history records as the cause of a result about *metric*."""
-    if metric.context in ("table_rows", "itop_cron"):
-        return "tables" if metric.context == "table_rows" else "scheduler"
+    if metric.context in ("table_rows", "itop_cron", "portability"):
+        return {"table_rows": "tables", "itop_cron": "scheduler"}.get(metric.context, "portability")
     return CAUSES.get(metric.name, metric.name)
 
 

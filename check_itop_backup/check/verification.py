@@ -30,14 +30,14 @@ DEFAULT_RESTORE_EVERY = 7 * 86400.0
 
 
 class VerifySettings(namedtuple("VerifySettings", "level every compare_live_db database restore_every "
-                                                   "watched baseline_count",
-                                 defaults=(DEFAULT_RESTORE_EVERY, (), 7))):
+                                                   "watched baseline_count portable",
+                                 defaults=(DEFAULT_RESTORE_EVERY, (), 7, False))):
     """``level`` (one of LEVELS), ``every`` (seconds between re-verifications of one archive,
     None for once), ``compare_live_db`` (bool), ``database`` (the instance's DatabaseSettings:
     the live database, and the server of test restores), ``restore_every`` (seconds between test restores
     of a series with ``--verify restore``; archives in between are verified at ``dump`` level),
     ``watched`` (the tables whose rows are compared with the median of ``baseline_count``
-    previous verified archives)."""
+    previous verified archives), ``portable`` (report what keeps the dump from loading elsewhere)."""
 
     __slots__ = ()
 
@@ -50,6 +50,8 @@ def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
         every = parse_duration(args.verify_every)
     if args.compare_live_db and args.verify != "dump":
         raise ValueError("--compare-live-db needs --verify dump")
+    if args.portable and args.verify not in ("dump", "restore"):
+        raise ValueError("--portable needs --verify dump (the lint reads the dump)")
     if args.compare_live_db and not instance.database.name:
         raise ValueError("--compare-live-db needs --itop-config or --db-name (the live database)")
     from check_itop_backup.check.tabledrift import watched_tables
@@ -57,18 +59,19 @@ def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
     return VerifySettings(args.verify, every, args.compare_live_db, instance.database,
                           parse_duration(args.restore_every),
                           tuple(watched_tables(args.table_shrink, instance.database.subname)),
-                          args.baseline_count)
+                          args.baseline_count, args.portable)
 
 
 class Verification(namedtuple("Verification", "level reached state reason verified_at cached tables "
-                                               "findings previous stats installation drift",
-                               defaults=((), None, {}, None, ()))):
+                                               "findings previous stats installation drift portability",
+                               defaults=((), None, {}, None, (), ()))):
     """The judged archive's verification as the probe reports it.
 
     ``state``/``reason`` are the archive's own result; ``findings`` are warnings from comparing
     its ``tables`` (vanished since ``previous``, or missing against the live database).
     ``stats`` are its tables' ``[rows, bytes]``, ``installation`` iTop's version and modules
-    (``{"version", "modules"}``, None when unknown), ``drift`` the watched tables' TableDrift.
+    (``{"version", "modules"}``, None when unknown), ``drift`` the watched tables' TableDrift,
+    ``portability`` the dump's ``[kind, sentence]`` findings (archive/portability.py).
     A named tuple, not a dataclass: this module is on the probe's start-up path.
     """
 
@@ -145,7 +148,8 @@ class Verifier:
                                         json.dumps(details), now)
         return Verification(level=report.level, reached=report.reached, state=report.state,
                             reason=report.reason, verified_at=now, cached=False, tables=report.tables,
-                            stats=details.get("table_stats") or {}, installation=details.get("itop"))
+                            stats=details.get("table_stats") or {}, installation=details.get("itop"),
+                            portability=tuple(map(tuple, details.get("portability") or ())))
 
 
 def _test_restore(path: str, database: DatabaseSettings):
@@ -169,7 +173,8 @@ def _from_record(record: VerificationRecord, cached: bool) -> Verification:
     return Verification(level=record.level, reached=details.get("reached", record.level),
                         state=record.state, reason=record.message, verified_at=record.verified_at,
                         cached=cached, tables=tuple(details.get("tables", ())),
-                        stats=details.get("table_stats") or {}, installation=details.get("itop"))
+                        stats=details.get("table_stats") or {}, installation=details.get("itop"),
+                        portability=tuple(map(tuple, details.get("portability") or ())))
 
 
 def _vanished(tables: tuple[str, ...], previous: VerificationRecord | None) -> list[str]:

@@ -25,12 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "manifest or the dump's statements (default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="list every member and table")
+    parser.add_argument("--portable", action="store_true",
+                        help="also say what keeps the dump from loading into another server or client "
+                             "(MariaDB's sandbox line, DEFINER=, GTID statements, not utf8mb4)")
     from check_itop_backup.cli.restore import add_server_arguments
 
     add_server_arguments(parser.add_argument_group("test restore (--level restore)"))
 
 
-def format_report(report: VerificationReport, verbose: bool = False) -> str:
+def format_report(report: VerificationReport, verbose: bool = False, portable: bool = False) -> str:
     """Return the human-readable report of a ``VerificationReport``."""
     from check_itop_backup.archive.layout import DUMP_MEMBER
     from check_itop_backup.units import format_size
@@ -47,6 +50,9 @@ def format_report(report: VerificationReport, verbose: bool = False) -> str:
                      + (f", sha256 {report.dump_sha256}" if report.dump_sha256 else ""))
     if report.tables:
         lines.append(f"  tables: {report.table_count}")
+    if portable:
+        lines += [f"  not portable: {sentence}" for _, sentence in report.portability] or [
+            "  portable: no sandbox line, DEFINER=, GTID statement or other character set than utf8mb4"]
     if report.installation is not None:
         lines.append(f"  taken from {report.installation.describe(len(report.installation.modules))}")
     if verbose:
@@ -86,12 +92,12 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"itop-backup verify: cannot read {args.archive}: {error.strerror or error}", file=sys.stderr)
         return 1
-    return report_outcome(report, args.verbose)
+    return report_outcome(report, args.verbose, args.portable)
 
 
-def report_outcome(report: VerificationReport, verbose: bool) -> int:
+def report_outcome(report: VerificationReport, verbose: bool, portable: bool = False) -> int:
     """Print the report, and the failure on stderr; return the exit status (0 only when OK)."""
-    print(format_report(report, verbose))
+    print(format_report(report, verbose, portable))
     if not report.ok:
         print(f"itop-backup verify: {report.state.upper()}: {report.reason}", file=sys.stderr)
         return 1
