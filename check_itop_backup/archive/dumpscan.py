@@ -24,7 +24,6 @@ import threading
 from collections.abc import Callable
 
 from check_itop_backup.archive.layout import DUMP_MEMBER
-from check_itop_backup.archive.portability import PortabilityLint
 from check_itop_backup.archive.sqlguard import DumpGuard, HostileDumpError
 from check_itop_backup.units import format_size
 
@@ -250,6 +249,8 @@ class DumpScanner:
                 if with_sha256 else []) + ([self.counter.write] if count_tables else [])
         self._background = _Background(*work) if work else None
         self.sha256: str | None = None
+        from check_itop_backup.archive.portability import PortabilityLint  # not on the probe's start-up path
+
         self.portability = PortabilityLint()
         self._guard: DumpGuard | None = DumpGuard(check_inserts=False, observe=self.portability.line)
         self.hostile: str | None = None  # why a restore must not run this dump

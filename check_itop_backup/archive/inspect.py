@@ -45,12 +45,11 @@ import zipfile
 import zlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from check_itop_backup import deadline
 from check_itop_backup.archive.dumpscan import MODULES_TABLE, DumpScanner
 from check_itop_backup.archive.layout import CONFIG_MEMBER, DUMP_MEMBER, MANIFEST_MEMBER, REQUIRED_MEMBERS
-from check_itop_backup.archive.sqlvalues import insert_rows
 from check_itop_backup.archive.tar import (
     BLOCK,
     PATH_MAX,
@@ -65,9 +64,11 @@ from check_itop_backup.archive.tar import (
     root_name,
 )
 from check_itop_backup.archive.writer import MEMBER_HEADER_SIZE, PAX_GLOBAL_TYPE, member_length
-from check_itop_backup.itop.modules import Installation, installed
 from check_itop_backup.itop.phpconfig import PhpConfigError, parse_php_config
 from check_itop_backup.units import format_size
+
+if TYPE_CHECKING:
+    from check_itop_backup.itop.modules import Installation
 
 LEVELS = ("stat", "archive", "dump")  # cheapest first; "restore" is database/testrestore.py's
 READ_SIZE = 1 << 20  # compressed bytes per read
@@ -277,6 +278,9 @@ class _Inspection:
     def installation(self) -> Installation | None:
         """iTop's version and modules from the dump's ``priv_module_install`` (the unprefixed
         table's when the dump holds several instances)."""
+        from check_itop_backup.archive.sqlvalues import insert_rows  # not on the probe's start-up path
+        from check_itop_backup.itop.modules import installed
+
         captured = self.dump.counter.captured if self.dump is not None else {}
         name = MODULES_TABLE if MODULES_TABLE in captured else next(iter(captured), None)
         return installed(insert_rows(bytes(captured[name]))) if name else None

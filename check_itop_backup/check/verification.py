@@ -54,12 +54,13 @@ def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
         raise ValueError("--portable needs --verify dump (the lint reads the dump)")
     if args.compare_live_db and not instance.database.name:
         raise ValueError("--compare-live-db needs --itop-config or --db-name (the live database)")
-    from check_itop_backup.check.tabledrift import watched_tables
+    watched = ()
+    if args.verify in ("dump", "restore"):  # the stat-level probe imports nothing more
+        from check_itop_backup.check.tabledrift import watched_tables
 
+        watched = tuple(watched_tables(args.table_shrink, instance.database.subname))
     return VerifySettings(args.verify, every, args.compare_live_db, instance.database,
-                          parse_duration(args.restore_every),
-                          tuple(watched_tables(args.table_shrink, instance.database.subname)),
-                          args.baseline_count, args.portable)
+                          parse_duration(args.restore_every), watched, args.baseline_count, args.portable)
 
 
 class Verification(namedtuple("Verification", "level reached state reason verified_at cached tables "

@@ -3,9 +3,13 @@ iTop's cron.php leaves it (webservices/cron.php, core/backgroundtask.class.inc.p
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 import textwrap
 import uuid
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pymysql
@@ -215,3 +219,34 @@ def test_itop_cron_needs_the_database(tmp_path):
     assert run.exit_code == 3
     assert run.status_line == ("ITOP_BACKUP UNKNOWN - --itop-cron needs --itop-config or --db-name "
                                "(the iTop database)")
+
+
+NEW_MODULES = ("pymysql", "check_itop_backup.check.cron", "check_itop_backup.check.tabledrift",
+               "check_itop_backup.database.scheduler", "check_itop_backup.archive.portability",
+               "check_itop_backup.itop.modules")
+
+
+def imported_by(tmp_path, *argv) -> list[str]:
+    """The NEW_MODULES a fresh interpreter has imported after the probe ran with *argv*."""
+    code = ("import sys\n"
+            "from check_itop_backup.cli.check import check_main\n"
+            "try:\n"
+            f"    check_main({[str(arg) for arg in argv]!r})\n"
+            "except SystemExit:\n"
+            f"    print([name for name in {NEW_MODULES!r} if name in sys.modules])\n")
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                              env={"CHECK_ITOP_BACKUP_HISTORY": str(tmp_path / "history.sqlite"),
+                                   "PATH": "/usr/bin:/bin"}, cwd=Path(__file__).parents[2])
+    return ast.literal_eval(finished.stdout.splitlines()[-1])
+
+
+def test_the_stat_level_probe_imports_none_of_it_and_itop_cron_imports_pymysql(tmp_path, itop):
+    server, database, _ = itop
+    task(server, database)
+    itop_config = config(tmp_path, server, database)
+    argv = ("--itop-config", itop_config, "-f", tmp_path / "backups" / "__DB__-%Y-%m-%d_%H_%M",
+            "--now", NOW.isoformat())
+
+    assert imported_by(tmp_path, *argv) == []
+    assert imported_by(tmp_path, *argv, "--itop-cron") == ["pymysql", "check_itop_backup.check.cron",
+                                                           "check_itop_backup.database.scheduler"]
