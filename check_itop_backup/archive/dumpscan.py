@@ -8,8 +8,8 @@ counted, as iTop has a few hundred tables), a SHA-256 computed on a helper threa
 (hashlib releases the GIL, so it runs beside the decompression on another core), and the
 first statement a restore must not run (sqlguard.py, INSERT lines passed over) and, on the lines
 it reads, what keeps the dump from loading elsewhere (portability.py), and per table
-the rows and bytes of its INSERT statements (``TableCounter``, on the helper thread too: it
-counts while the main thread inflates). ``findings()`` then says what is wrong, if anything.
+the rows and bytes of its INSERT statements (``TableCounter``). ``findings()`` then says what is
+wrong, if anything.
 
 mysqldump escapes newlines inside string values, so ``\\nCREATE TABLE `name``` at the start of
 a line is always a statement, never ticket text.
@@ -21,7 +21,6 @@ import hashlib
 import queue
 import re
 import threading
-from collections.abc import Callable
 
 from check_itop_backup.archive.layout import DUMP_MEMBER
 from check_itop_backup.archive.sqlguard import DumpGuard, HostileDumpError
@@ -41,20 +40,15 @@ _INSERT_WINDOW = len(_INSERT) + _MAX_NAME + 1  # longest INSERT head that can st
 MODULES_TABLE = "priv_module_install"  # iTop's record of its version and modules (with db_subname first)
 CAPTURE_LIMIT = 1 << 20  # bytes kept of the INSERT statements of MODULES_TABLE
 _SEPARATOR = re.compile(rb"\),\(")  # findall finds it 1.5x faster than bytes.count (a literal prefix)
-_SLICE = 256 << 10  # most bytes the helper thread scans holding the GIL the main thread waits for
 
 
-class _Background:
-    """Runs ``work(data, start, end)`` on each piece given to ``write``, in order, on a daemon thread.
+class _BackgroundHash:
+    """SHA-256 of the pieces given to ``update``, computed on a daemon thread."""
 
-    hashlib releases the GIL, and the table counter's ``bytes.count`` runs while the main
-    thread is inside zlib (which releases it too): both overlap with the inflation.
-    """
-
-    def __init__(self, *work: Callable[[bytes, int, int], None]) -> None:
-        self._work = work
-        self._pieces: queue.Queue[tuple[bytes, int, int] | None] = queue.Queue(_QUEUE_DEPTH)
-        self._thread = threading.Thread(target=self._run, name="dump-scan", daemon=True)
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._pieces: queue.Queue[memoryview | None] = queue.Queue(_QUEUE_DEPTH)
+        self._thread = threading.Thread(target=self._run, name="dump-sha256", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -62,18 +56,16 @@ class _Background:
             piece = self._pieces.get()
             if piece is None:
                 return
-            data, start, end = piece
-            for work in self._work:
-                for at in range(start, end, _SLICE):  # the main thread waits for the GIL less
-                    work(data, at, min(at + _SLICE, end))
+            self._hash.update(piece)
 
-    def write(self, data: bytes, start: int, end: int) -> None:
-        self._pieces.put((data, start, end))
+    def update(self, data: bytes, start: int, end: int) -> None:
+        self._pieces.put(memoryview(data)[start:end])
 
-    def wait(self) -> None:
-        """Wait until the pieces queued so far are done; the thread then ends."""
+    def hexdigest(self) -> str:
+        """Wait for the pieces queued so far and return the digest."""
         self.stop()
         self._thread.join()
+        return self._hash.hexdigest()
 
     def stop(self) -> None:
         """Let the thread end after the queued pieces (also when the scan is abandoned)."""
@@ -108,7 +100,6 @@ class TableCounter:
         self.sizes: dict[str, int] = {}
         self.captured: dict[str, bytearray] = {}
         self._count_rows, self._count_sizes = rows, sizes
-        self.counts = rows or sizes
         self._open: str | None = None  # the table whose statement the last piece ended inside
         self._in_rows = False  # that statement is past its head line (mariadb-dump's rows)
         self._carry = b""  # the last bytes of the stream so far
@@ -234,8 +225,7 @@ class DumpScanner:
     """What a streaming pass learns about ``itop-dump.sql``. Call ``close()`` when done.
 
     *count_tables* counts each table's rows and bytes (``counter``); without it only iTop's
-    ``priv_module_install`` statements are kept. The SHA-256 and the counting run on a helper
-    thread when asked for.
+    ``priv_module_install`` statements are kept. The SHA-256 runs on a helper thread when asked for.
     """
 
     def __init__(self, with_sha256: bool = True, count_tables: bool = True) -> None:
@@ -244,10 +234,7 @@ class DumpScanner:
         self.more_tables = 0  # CREATE TABLE statements beyond those
         self._tail = b""
         self.counter = TableCounter(rows=count_tables, sizes=count_tables)
-        self._hash = hashlib.sha256() if with_sha256 else None
-        work = ([lambda data, start, end: self._hash.update(memoryview(data)[start:end])]
-                if with_sha256 else []) + ([self.counter.write] if count_tables else [])
-        self._background = _Background(*work) if work else None
+        self._hash = _BackgroundHash() if with_sha256 else None
         self.sha256: str | None = None
         from check_itop_backup.archive.portability import PortabilityLint  # not on the probe's start-up path
 
@@ -259,10 +246,9 @@ class DumpScanner:
         """Take ``data[start:end]`` as the next piece of the dump."""
         if end <= start:
             return
-        if self._background is not None:
-            self._background.write(data, start, end)
-        if not self.counter.counts:
-            self.counter.write(data, start, end)
+        if self._hash is not None:
+            self._hash.update(data, start, end)
+        self.counter.write(data, start, end)
         if self._tail:
             self._scan_boundary(data, start, end)
         self._scan_lines(data, start, end)
@@ -279,21 +265,19 @@ class DumpScanner:
             self.hostile, self._guard = str(error), None
 
     def close(self) -> None:
-        """Finish the helper thread's work and the check of the last line. Safe to call twice."""
+        """Finish the hash (when computed) and the check of the last line. Safe to call twice."""
         if self._guard is not None:
             self._check(self._guard.finish)
             self._guard = None
-        if self._background is not None:
-            self._background.wait()
-            self._background = None
-            if self._hash is not None:
-                self.sha256 = self._hash.hexdigest()
+        if self._hash is not None:
+            self.sha256 = self._hash.hexdigest()
+            self._hash = None
 
     def abandon(self) -> None:
-        """Stop the helper thread without waiting for its results."""
-        if self._background is not None:
-            self._background.stop()
-            self._background = None
+        """Stop the helper thread without waiting for a digest."""
+        if self._hash is not None:
+            self._hash.stop()
+            self._hash = None
 
     def _scan_lines(self, data: bytes, start: int, end: int) -> None:
         # mysqldump --opt writes rows as extended INSERTs of up to 1 MB per line: stepping from
