@@ -133,7 +133,8 @@ class VerificationReport:
             "table_count": self.table_count, "dump_size": self.dump_size, "dump_sha256": self.dump_sha256,
             "members": self.member_count, "container": self.container,
             "gzip_members": self.gzip_members, "seconds": round(self.seconds, 3),
-            "table_stats": {name: [rows, size] for name, rows, size in self.table_stats},
+            # only the tables holding rows: the others are in "tables" (tabledrift.table_counts)
+            "table_stats": {name: [rows, size] for name, rows, size in self.table_stats if rows or size},
             "itop": self.installation._asdict() if self.installation else None,
             "portability": [list(finding) for finding in self.portability],
         }

@@ -24,6 +24,7 @@ routines or events is refused at the swap, target untouched.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,8 @@ from check_itop_backup.database.server import (
     target_tables,
 )
 from check_itop_backup.itop.instance import DatabaseSettings
+
+_log = logging.getLogger(__name__)
 
 
 class RestoreError(Exception):
@@ -156,9 +159,9 @@ def _version_fit(archive: str, taken_from: Any, itop_root: str, environment: str
 
     try:
         code = code_installation(itop_root, environment)
-    except OSError as error:
-        return [f"the iTop version of {itop_root} is unknown, not compared with the archive's: "
-                f"{error.strerror or error}"]
+    except OSError as error:  # no iTop code there (a root holding only conf/ and data/): nothing to compare
+        _log.info("%s: the iTop version is unknown, not compared: %s", itop_root, error.strerror or error)
+        return []
     if taken_from is None:
         return [f"{os.path.basename(archive)} does not say which iTop it was taken from (no "
                 f"priv_module_install rows): not compared with {code.describe()} in {itop_root}"]

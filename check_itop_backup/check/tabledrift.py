@@ -34,6 +34,19 @@ class TableDrift(namedtuple("TableDrift", "table rows baseline change samples"))
         return self.rows is None
 
 
+def table_counts(details: dict) -> dict[str, list]:
+    """``{table: [rows, bytes]}`` of every table of a stored verification (its ``details``): the
+    empty ones are only named in ``tables``; nothing for a verification stored before the counts.
+
+    >>> table_counts({"tables": ["a", "b"], "table_stats": {"a": [3, 120]}}), table_counts({"tables": ["a"]})
+    ({'a': [3, 120], 'b': [0, 0]}, {})
+    """
+    if "table_stats" not in details:
+        return {}
+    stats = details["table_stats"] or {}
+    return {name: stats.get(name, [0, 0]) for name in details.get("tables", ())}
+
+
 def watched_tables(text: str, prefix: str = "") -> list[str]:
     """The tables of a ``--table-shrink`` list, with the instance's ``db_subname`` *prefix*.
 

@@ -65,12 +65,13 @@ def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
 
 class Verification(namedtuple("Verification", "level reached state reason verified_at cached tables "
                                                "findings previous stats installation drift portability",
-                               defaults=((), None, {}, None, (), ()))):
+                               defaults=((), None, None, None, (), ()))):
     """The judged archive's verification as the probe reports it.
 
     ``state``/``reason`` are the archive's own result; ``findings`` are warnings from comparing
     its ``tables`` (vanished since ``previous``, or missing against the live database).
-    ``stats`` are its tables' ``[rows, bytes]``, ``installation`` iTop's version and modules
+    ``stats`` are its tables' ``[rows, bytes]`` (those holding rows; None when not counted),
+    ``installation`` iTop's version and modules
     (``{"version", "modules"}``, None when unknown), ``drift`` the watched tables' TableDrift,
     ``portability`` the dump's ``[kind, sentence]`` findings (archive/portability.py).
     A named tuple, not a dataclass: this module is on the probe's start-up path.
@@ -124,11 +125,12 @@ class Verifier:
         if self.settings.compare_live_db:
             findings += _missing_from_dump(result.tables, self.settings.database)
         drift = ()
-        if self.settings.watched:
-            from check_itop_backup.check.tabledrift import table_drift
+        if self.settings.watched and result.stats is not None:  # not counted before this version
+            from check_itop_backup.check.tabledrift import table_counts, table_drift
 
-            drift = tuple(table_drift(result.stats, [_details(record).get("table_stats") or {}
-                                                     for record in earlier], list(self.settings.watched)))
+            current = table_counts({"tables": result.tables, "table_stats": result.stats})
+            drift = tuple(table_drift(current, [table_counts(_details(record)) for record in earlier],
+                                      list(self.settings.watched)))
         return result._replace(findings=tuple(findings), previous=previous.path if previous else None,
                                drift=drift)
 
@@ -149,7 +151,7 @@ class Verifier:
                                         json.dumps(details), now)
         return Verification(level=report.level, reached=report.reached, state=report.state,
                             reason=report.reason, verified_at=now, cached=False, tables=report.tables,
-                            stats=details.get("table_stats") or {}, installation=details.get("itop"),
+                            stats=details.get("table_stats"), installation=details.get("itop"),
                             portability=tuple(map(tuple, details.get("portability") or ())))
 
 
@@ -174,7 +176,7 @@ def _from_record(record: VerificationRecord, cached: bool) -> Verification:
     return Verification(level=record.level, reached=details.get("reached", record.level),
                         state=record.state, reason=record.message, verified_at=record.verified_at,
                         cached=cached, tables=tuple(details.get("tables", ())),
-                        stats=details.get("table_stats") or {}, installation=details.get("itop"),
+                        stats=details.get("table_stats"), installation=details.get("itop"),
                         portability=tuple(map(tuple, details.get("portability") or ())))
 
 

@@ -91,7 +91,9 @@ def _tables(history, archive: str, form: str, zone: tzinfo | None, label: str) -
         print(f"itop-backup history: no dump-level verification of {archive} in {history.path}",
               file=sys.stderr)
         return 1
-    stats = (json.loads(record.details or "{}") or {}).get("table_stats") or {}
+    from check_itop_backup.check.tabledrift import table_counts
+
+    stats = table_counts(json.loads(record.details or "{}") or {})
     rows = [{"table": name, "rows": counts[0], "bytes": counts[1]} for name, counts in stats.items()]
     if form == "json":
         print(json.dumps(rows, indent=2))

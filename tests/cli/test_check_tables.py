@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -167,3 +168,21 @@ def test_history_tables_lists_the_counts_of_an_archives_dump_verification(instan
     assert unknown == 1
     assert missing.err == (f"itop-backup history: no dump-level verification of {tmp_path / 'nope.tar.gz'} "
                            f"in {private_history}\n")
+
+
+def test_verifications_stored_before_the_counts_raise_no_alarm(instance, tmp_path, private_history):
+    """A history written by the version before: its verifications hold no table_stats."""
+    server, database = instance
+    day = series(instance, tmp_path)
+    with sqlite3.connect(private_history) as history:
+        history.execute("UPDATE verifications SET details = json_remove(details, '$.table_stats')")
+    execute(server, database, "DELETE FROM attachment WHERE id <= 10")
+    archive_of(server, database, tmp_path, day)
+
+    fresh = check(tmp_path, day)  # nothing earlier to compare with: learning, no verdict
+    with sqlite3.connect(private_history) as history:
+        history.execute("UPDATE verifications SET details = json_remove(details, '$.table_stats')")
+    cached = check(tmp_path, day)  # the judged archive's own cached verification has no counts either
+
+    assert fresh.exit_code == 0 and "rows_attachment=90;;;0" in fresh.perfdata
+    assert cached.exit_code == 0 and "rows_" not in cached.perfdata
