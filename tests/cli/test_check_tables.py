@@ -186,3 +186,32 @@ def test_verifications_stored_before_the_counts_raise_no_alarm(instance, tmp_pat
 
     assert fresh.exit_code == 0 and "rows_attachment=90;;;0" in fresh.perfdata
     assert cached.exit_code == 0 and "rows_" not in cached.perfdata
+
+
+def test_the_runners_manifest_carries_each_tables_rows_and_bytes_which_verification_takes(
+        instance, tmp_path, capsys):
+    import tarfile
+
+    from check_itop_backup.archive.dumpscan import TableCounter
+    from check_itop_backup.archive.inspect import verify_archive
+    from tests.backup.test_run import write_itop
+
+    server, database = instance
+    config = write_itop(tmp_path / "itop", server, database)
+    with pytest.raises(SystemExit) as exited:
+        backup_main(["run", "--itop-config", str(config), "-f", f"{tmp_path}/runner/__DB__-%Y-%m-%d_%H_%M",
+                     "--history", str(tmp_path / "h.sqlite")])
+    assert exited.value.code == 0
+    [path] = (tmp_path / "runner").glob("*.tar.gz")
+    with tarfile.open(path) as archive:
+        dump = archive.extractfile("itop-dump.sql").read()
+        manifest = json.loads(archive.pax_headers["comment"])
+    counted = TableCounter()
+    counted.write(dump, 0, len(dump))
+
+    assert {table["name"]: (table["rows"], table["bytes"]) for table in manifest["tables"]} == {
+        name: (rows, counted.sizes[name]) for name, rows in counted.rows.items()} == {
+        "attachment": (100, counted.sizes["attachment"]), "contact": (50, counted.sizes["contact"]),
+        "ticket": (200, counted.sizes["ticket"])}
+    stats = {name: (rows, size) for name, rows, size in verify_archive(str(path)).table_stats}
+    assert stats == {table["name"]: (table["rows"], table["bytes"]) for table in manifest["tables"]}
