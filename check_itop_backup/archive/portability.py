@@ -8,10 +8,11 @@ A dump of one server does not always load into another:
 * ``DEFINER=`` clauses (views, triggers, routines) make the load need SUPER (SET_USER_ID on
   MySQL 8) whenever the definer is not the loading account;
 * GTID statements (MySQL's ``SET @@GLOBAL.GTID_PURGED``, ``SET @@SESSION.SQL_LOG_BIN``;
-  MariaDB's ``gtid_slave_pos``) fail on a server with GTID mode and a non-empty history, and
-  need SUPER;
-* a character set other than utf8mb4 (``SET NAMES``, a table's ``DEFAULT CHARSET``): iTop has
-  written utf8mb4 since 2.5 (N°1001); such a dump cannot hold every character iTop stores.
+  MariaDB's ``gtid_slave_pos``) need SUPER, and a server with GTID mode refuses a
+  ``GTID_PURGED`` its own history overlaps;
+* a character set other than utf8mb4 (``SET NAMES``, a table's ``DEFAULT CHARSET``): iTop creates
+  its tables in utf8mb4 (``DEFAULT_CHARACTER_SET``, core/config.class.inc.php); such a dump cannot
+  hold every character iTop stores.
 
 ``PortabilityLint`` looks only at the lines that are not INSERT rows (those sqlguard.py's
 ``DumpGuard`` reads; mysqldump escapes newlines in values, so a line start is always a
@@ -39,10 +40,10 @@ REFUSALS = {
                 "(ERROR at line 1: Unknown command '\\-')"),
     "definer": ("the dump holds DEFINER= clauses ({what}): loading it as another account needs SUPER "
                 "(SET_USER_ID on MySQL 8), which iTop's database user does not have"),
-    "gtid": ("the dump holds GTID statements ({what}): a server with GTID mode refuses them unless its "
-             "GTID history is empty, and they need SUPER"),
-    "charset": ("the dump is not all utf8mb4 ({what}): iTop writes utf8mb4 since 2.5 and such tables "
-                "cannot hold every character it stores"),
+    "gtid": ("the dump holds GTID statements ({what}): they need SUPER, and a server with GTID mode "
+             "refuses a GTID_PURGED its own history overlaps"),
+    "charset": ("the dump is not all utf8mb4 ({what}): iTop creates its tables in utf8mb4 "
+                "(DEFAULT_CHARACTER_SET) and such tables cannot hold every character it stores"),
 }
 
 
