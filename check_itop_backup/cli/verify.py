@@ -50,7 +50,7 @@ def format_report(report: VerificationReport, verbose: bool = False, portable: b
                      + (f", sha256 {report.dump_sha256}" if report.dump_sha256 else ""))
     if report.tables:
         lines.append(f"  tables: {report.table_count}")
-    if portable:
+    if portable and report.reached == "dump":  # the lint reads the dump
         lines += [f"  not portable: {sentence}" for _, sentence in report.portability] or [
             "  portable: no sandbox line, DEFINER=, GTID statement or other character set than utf8mb4"]
     if report.installation is not None:

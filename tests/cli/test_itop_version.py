@@ -41,3 +41,20 @@ def test_the_probes_long_output_names_them_fresh_and_from_the_cache(tmp_path):
         assert "table contact: 39 rows" in run.long_output
     assert "rows_attachment=0;;;0 rows_contact=39;;;0 rows_ticket=2;;;0" in quiet.perfdata
     assert quiet.long_output == []
+
+
+def test_verify_portable_names_what_other_clients_refuse_at_dump_level_only(capsys):
+    def verify(*argv):
+        with pytest.raises(SystemExit) as exited:
+            backup_main(["verify", str(ITOP_ARCHIVE), *argv])
+        return exited.value.code, capsys.readouterr().out.splitlines()
+
+    status, dump = verify("--portable")
+    archive_status, archive = verify("--portable", "--level", "archive")
+
+    assert status == 0 == archive_status
+    assert [line for line in dump if "portab" in line] == [
+        "  not portable: the dump starts with MariaDB's sandbox line (/*M!999999\\- enable the sandbox mode "
+        "*/): MySQL's mysql client and MariaDB clients before 10.5.25, 10.6.18 and 10.11.8 refuse it "
+        "(ERROR at line 1: Unknown command '\\-')"]
+    assert not [line for line in archive if "portab" in line]
