@@ -82,9 +82,11 @@ class TableCounter:
     row lines). A text value that itself holds ``),(`` counts one row more: the counts
     compare archives of one instance with each other, not with ``COUNT(*)``.
 
-    *rows* and *sizes* off (a runner's archive, whose manifest has them), only the statements
-    of iTop's ``priv_module_install`` (any ``db_subname`` prefix) are kept, up to
-    ``CAPTURE_LIMIT``. ``sizes`` counts each statement's bytes, newline included.
+    With *rows* off (a runner's archive, whose manifest has them) only the bytes are counted:
+    following each statement to its end (memchr) costs a fifth of counting its rows, and less
+    than searching the next statement's head through its rows. The statements of iTop's
+    ``priv_module_install`` (any ``db_subname`` prefix) are kept, up to ``CAPTURE_LIMIT``.
+    ``sizes`` counts each statement's bytes, newline included.
 
     >>> counter = TableCounter()
     >>> dump = (b"--\\nINSERT INTO `a` VALUES (1,'x'),(2,'');\\n"
@@ -95,11 +97,11 @@ class TableCounter:
     ({'a': 2, 'b': 3}, {'a': 39, 'b': 38})
     """
 
-    def __init__(self, rows: bool = True, sizes: bool = True) -> None:
+    def __init__(self, rows: bool = True) -> None:
         self.rows: dict[str, int] = {}
         self.sizes: dict[str, int] = {}
         self.captured: dict[str, bytearray] = {}
-        self._count_rows, self._count_sizes = rows, sizes
+        self._count_rows = rows
         self._open: str | None = None  # the table whose statement the last piece ended inside
         self._in_rows = False  # that statement is past its head line (mariadb-dump's rows)
         self._carry = b""  # the last bytes of the stream so far
@@ -137,35 +139,25 @@ class TableCounter:
             name_start = head + len(_INSERT)
             name_end = window.find(b"`", name_start, name_start + _MAX_NAME + 1)
             if name_end >= carried:  # its name was not seen whole in the previous piece
-                table = window[name_start:name_end].decode("utf-8", "replace")
-                if not self._wanted(table):
-                    return start + name_end - carried
-                self._opened(table)
+                self._opened(window[name_start:name_end].decode("utf-8", "replace"))
                 before = window[head + 1:carried]
-                if self._count_sizes:
-                    self.sizes[table] += len(before)
-                self._keep(before, 0, len(before))
+                self._account(before, 0, len(before))
                 position = start + name_end - carried
                 self._account(data, start, position)
                 return self._statement(data, position, end, start)
             head = window.find(_INSERT, head + 1)
         return start
 
-    def _wanted(self, table: str) -> bool:
-        return self._count_rows or self._count_sizes or table.endswith(MODULES_TABLE)
-
     def _begin(self, name: bytes, data: bytes, start: int, name_end: int, end: int) -> int:
-        table = name.decode("utf-8", "replace")
-        if not self._wanted(table):
-            return name_end
-        self._opened(table)
+        self._opened(name.decode("utf-8", "replace"))
         self._account(data, start, name_end)
         return self._statement(data, name_end, end, -1)
 
     def _opened(self, table: str) -> None:
         """A new INSERT statement of *table*: one row so far."""
         self._open, self._in_rows = table, False
-        self.rows[table] = self.rows.get(table, 0) + 1
+        if self._count_rows:
+            self.rows[table] = self.rows.get(table, 0) + 1
         self.sizes.setdefault(table, 0)
         if table.endswith(MODULES_TABLE):
             self.captured.setdefault(table, bytearray())
@@ -176,9 +168,9 @@ class TableCounter:
             captured += data[start:min(stop, start + CAPTURE_LIMIT - len(captured))]
 
     def _account(self, data: bytes, start: int, stop: int) -> None:
-        if self._count_sizes and stop > start:
+        if stop > start:
             self.sizes[self._open] += stop - start
-        self._keep(data, start, stop)
+            self._keep(data, start, stop)
 
     def _statement(self, data: bytes, position: int, end: int, piece_start: int) -> int:
         """Go on with the open statement from *position* (*piece_start* when it goes on from the
@@ -224,8 +216,8 @@ class TableCounter:
 class DumpScanner:
     """What a streaming pass learns about ``itop-dump.sql``. Call ``close()`` when done.
 
-    *count_tables* counts each table's rows and bytes (``counter``); without it only iTop's
-    ``priv_module_install`` statements are kept. The SHA-256 runs on a helper thread when asked for.
+    *count_tables* counts each table's rows (``counter``; its bytes are always counted, and iTop's
+    ``priv_module_install`` statements kept). The SHA-256 runs on a helper thread when asked for.
     """
 
     def __init__(self, with_sha256: bool = True, count_tables: bool = True) -> None:
@@ -233,7 +225,7 @@ class DumpScanner:
         self.tables: dict[str, None] = {}  # ordered set, at most MAX_TABLES
         self.more_tables = 0  # CREATE TABLE statements beyond those
         self._tail = b""
-        self.counter = TableCounter(rows=count_tables, sizes=count_tables)
+        self.counter = TableCounter(rows=count_tables)
         self._hash = _BackgroundHash() if with_sha256 else None
         self.sha256: str | None = None
         from check_itop_backup.archive.portability import PortabilityLint  # not on the probe's start-up path
