@@ -157,10 +157,14 @@ def main() -> int:
 
 
 def _baseline_tree(ref: str) -> str | None:
-    """Unpack the package of commit *ref* into a temporary directory; return it (None without git)."""
+    """Unpack the package of commit *ref* into a temporary directory, removed at exit; return it
+    (None without git)."""
+    import atexit
+    import shutil
     import tempfile
 
     directory = tempfile.mkdtemp(prefix="bench-verify-baseline-")
+    atexit.register(shutil.rmtree, directory, True)
     try:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "check_itop_backup"],
                                  check=True, capture_output=True).stdout
