@@ -13,6 +13,10 @@ that file, each in its own process, and prints the best and median wall times, t
 (best to best, which other load on the machine disturbs least, and the median of per-round
 ratios) and the verifier's peak RSS. Targets, for both archives: ratio <= 0.8,
 peak RSS <= 64 MB. Exit status 1 when a target is missed.
+
+With ``--baseline-ref REF`` (default: the commit before per-table counting), the verifier of
+that commit (``git archive``, in a temporary directory) runs in the same rounds, and the
+ratio of today's pass to it is printed: target <= 1.10 (the per-table counting may cost 10 %).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from tests.archive_corpus import END_OF_ARCHIVE, header, itop_member, member, wr
 
 RATIO_TARGET = 0.8
 RSS_TARGET_MB = 64
+BASELINE_TARGET = 1.10
+BASELINE_REF = "e18264e"  # main before the per-table row and byte counting (issue 17)
 TABLES = 120
 POOL_LINES = 48
 
@@ -138,13 +144,35 @@ def main() -> int:
     parser.add_argument("--size-mb", type=int, default=220, help="compressed size at least (MB)")
     parser.add_argument("--dir", default="/tmp/check_itop_backup-bench")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--baseline-ref", default=BASELINE_REF,
+                        help="git commit whose verifier is timed in the same rounds ('' for none)")
     args = parser.parse_args()
+    args.baseline = _baseline_tree(args.baseline_ref) if args.baseline_ref else None
     met = True
     for writer, name in (("iTop", f"itop-bench-{args.size_mb}mb.tar.gz"),
                          ("runner", f"runner-bench-{args.size_mb}mb.tar.gz")):
         met = measure(Path(args.dir) / name, args, writer) and met
     print("targets met" if met else "TARGET MISSED")
     return 0 if met else 1
+
+
+def _baseline_tree(ref: str) -> str | None:
+    """Unpack the package of commit *ref* into a temporary directory, removed at exit; return it
+    (None without git)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="bench-verify-baseline-")
+    atexit.register(shutil.rmtree, directory, True)
+    try:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "check_itop_backup"],
+                                 check=True, capture_output=True).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"no baseline: git archive {ref} failed ({error})")
+        return None
+    subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True)
+    return directory
 
 
 def measure(path: Path, args: argparse.Namespace, writer: str) -> bool:
@@ -157,7 +185,9 @@ def measure(path: Path, args: argparse.Namespace, writer: str) -> bool:
     print(f"{writer} archive: {path}, {path.stat().st_size / 1e6:.0f} MB compressed")
     path.read_bytes()  # warm the page cache so neither side pays for the disk
     verify = [sys.executable, "-c", _VERIFY, "verify", "--level", "dump", str(path)]
-    gzip_times, verify_times, gzip_cpu, verify_cpu, rss = [], [], [], [], []
+    baseline = [sys.executable, "-c", f"import sys; sys.path.insert(0, {args.baseline!r})\n" + _VERIFY,
+                "verify", "--level", "dump", str(path)] if args.baseline else None
+    gzip_times, verify_times, gzip_cpu, verify_cpu, rss, baseline_times = [], [], [], [], [], []
     for _ in range(args.rounds):
         wall, cpu, _ = timed(["gzip", "-t", str(path)])
         gzip_times.append(wall)
@@ -166,6 +196,8 @@ def measure(path: Path, args: argparse.Namespace, writer: str) -> bool:
         verify_times.append(wall)
         verify_cpu.append(cpu)
         rss.append(int(stderr.split()[-2]) / 1024)
+        if baseline:
+            baseline_times.append(timed(baseline)[0])
     print(f"  gzip -t:                 best {min(gzip_times):6.2f} s, "
           f"median {statistics.median(gzip_times):6.2f} s")
     print(f"  itop-backup verify dump: best {min(verify_times):6.2f} s, "
@@ -178,7 +210,15 @@ def measure(path: Path, args: argparse.Namespace, writer: str) -> bool:
     print(f"  ratio: {ratio:.2f}x gzip -t best to best, {median_ratio:.2f}x median of rounds "
           f"(target <= {RATIO_TARGET}x)")
     print(f"  peak RSS: {peak_rss:.1f} MB (target <= {RSS_TARGET_MB} MB)")
-    return ratio <= RATIO_TARGET and peak_rss <= RSS_TARGET_MB
+    met = ratio <= RATIO_TARGET and peak_rss <= RSS_TARGET_MB
+    if baseline_times:
+        against = min(verify_times) / min(baseline_times)
+        median_against = statistics.median(now / then for now, then in zip(verify_times, baseline_times))
+        print(f"  before per-table counting ({args.baseline_ref}): best {min(baseline_times):6.2f} s, "
+              f"median {statistics.median(baseline_times):6.2f} s; today {against:.2f}x best to best, "
+              f"{median_against:.2f}x median of rounds (target <= {BASELINE_TARGET}x)")
+        met = met and against <= BASELINE_TARGET
+    return met
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -451,16 +451,33 @@ class History:
         )
         return VerificationRecord(*rows[0]) if rows else None
 
+    def latest_verification_of(self, path: str, level: str) -> VerificationRecord | None:
+        """The newest verification at *level* of an archive at *path* (an absolute path, or the
+        name the archive had in its directory), whatever its identity."""
+        rows = self._rows(
+            "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
+            " JOIN archives a ON a.id = v.archive_id WHERE (a.path = ? OR a.path LIKE ? ESCAPE '\\')"
+            " AND v.level = ? ORDER BY v.verified_at DESC LIMIT 1",
+            (path, "%/" + re.sub(r"([\\%_])", r"\\\1", path), level))
+        return VerificationRecord(*rows[0]) if rows else None
+
     def previous_verification(self, series: str, before: float, level: str) -> VerificationRecord | None:
         """Return the verification at *level* of the newest archive of *series* older than
         *before* (mtime) that was verified at that level without a critical result."""
+        found = self.previous_verifications(series, before, level, 1)
+        return found[0] if found else None
+
+    def previous_verifications(self, series: str, before: float, level: str,
+                               limit: int) -> list[VerificationRecord]:
+        """The verifications at *level* of the newest *limit* archives of *series* older than
+        *before* (mtime) verified at that level without a critical result, newest first."""
         rows = self._rows(
             "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
             " JOIN archives a ON a.id = v.archive_id WHERE a.series = ? AND a.mtime < ?"
-            " AND v.level = ? AND v.state != 'critical' ORDER BY a.mtime DESC LIMIT 1",
-            (series, before, level),
+            " AND v.level = ? AND v.state != 'critical' ORDER BY a.mtime DESC LIMIT ?",
+            (series, before, level, limit),
         )
-        return VerificationRecord(*rows[0]) if rows else None
+        return [VerificationRecord(*row) for row in rows]
 
     def record_verification(self, archive_id: int, level: str, state: str, message: str,
                             details: str, verified_at: float) -> None:

@@ -27,7 +27,8 @@ ITOP_ARCHIVE = DATA / "itop-2026-11-26.tar.gz"
 # others count.
 RESTORE_FILES = {"tests/backup/test_restore.py", "tests/database/test_recovery.py",
                  "tests/backup/test_inplace.py", "tests/cli/test_progress.py", "tests/database/test_load.py",
-                 "tests/cli/test_offsite.py"}  # one worker: it restores, and starts SeaweedFS once
+                 "tests/cli/test_offsite.py",  # one worker: it restores, and starts SeaweedFS once
+                 "tests/backup/test_version_fit.py"}
 RESTORE_TESTS = {
     "tests/cli/test_timeouts.py::test_a_restore_from_a_server_that_never_answers_ends_at_its_timeout",
     "tests/cli/test_timeouts.py::test_a_restore_out_of_time_drops_its_scratch_database",

@@ -14,7 +14,10 @@ Levels, each including the one before (``restore``, the last, is database/testre
   trailer and holds ``CREATE TABLE`` statements (dumpscan.py); ``config-itop.php`` parses;
   when the archive carries our runner's manifest (the ``comment`` of a PAX global header;
   a ``manifest.json`` member in archives written before), the dump's size, SHA-256 and
-  tables (views aside) match it. The
+  tables (views aside) match it. Each table's rows and bytes are the manifest's (our
+  runner's archives) or counted in the same pass (dumpscan.py's ``TableCounter``, on the helper
+  thread), and iTop's version and modules are read from the dump's ``priv_module_install``
+  rows (itop/modules.py). The
   SHA-256 is computed (on a helper thread) only for our runner's archives, recognised by
   their multi-member gzip stream or a manifest ahead of the dump: iTop's own archives have
   nothing to compare it with, and hashing would cost more than the 0.8x ``gzip -t`` budget.
@@ -42,10 +45,10 @@ import zipfile
 import zlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from check_itop_backup import deadline
-from check_itop_backup.archive.dumpscan import DumpScanner
+from check_itop_backup.archive.dumpscan import MODULES_TABLE, DumpScanner
 from check_itop_backup.archive.layout import CONFIG_MEMBER, DUMP_MEMBER, MANIFEST_MEMBER, REQUIRED_MEMBERS
 from check_itop_backup.archive.tar import (
     BLOCK,
@@ -63,6 +66,9 @@ from check_itop_backup.archive.tar import (
 from check_itop_backup.archive.writer import MEMBER_HEADER_SIZE, PAX_GLOBAL_TYPE, member_length
 from check_itop_backup.itop.phpconfig import PhpConfigError, parse_php_config
 from check_itop_backup.units import format_size
+
+if TYPE_CHECKING:
+    from check_itop_backup.itop.modules import Installation
 
 LEVELS = ("stat", "archive", "dump")  # cheapest first; "restore" is database/testrestore.py's
 READ_SIZE = 1 << 20  # compressed bytes per read
@@ -112,6 +118,9 @@ class VerificationReport:
     container: str = "tar.gz"
     gzip_members: int = 0
     seconds: float = 0.0
+    table_stats: tuple[tuple[str, int | None, int | None], ...] = ()  # (table, rows, bytes) of tables
+    installation: Installation | None = None  # iTop's version and modules, from priv_module_install
+    portability: tuple[tuple[str, str], ...] = ()  # (kind, sentence): what keeps it from loading elsewhere
 
     @property
     def ok(self) -> bool:
@@ -124,6 +133,10 @@ class VerificationReport:
             "table_count": self.table_count, "dump_size": self.dump_size, "dump_sha256": self.dump_sha256,
             "members": self.member_count, "container": self.container,
             "gzip_members": self.gzip_members, "seconds": round(self.seconds, 3),
+            # only the tables holding rows: the others are in "tables" (tabledrift.table_counts)
+            "table_stats": {name: [rows, size] for name, rows, size in self.table_stats if rows or size},
+            "itop": self.installation._asdict() if self.installation else None,
+            "portability": [list(finding) for finding in self.portability],
         }
 
 
@@ -176,6 +189,7 @@ class _Inspection:
         self.dump: DumpScanner | None = None
         self.config: Collector | None = None
         self.manifest: Collector | None = None
+        self.manifest_tables: dict[str, dict] = {}  # the manifest's tables, by name
         self.multi_member_gzip = False
 
     def open_member(self, name: str, size: int, kind: bytes = b"0", linkname: str = "") -> Sink:
@@ -195,7 +209,8 @@ class _Inspection:
             self.present.add(root)
         if root == DUMP_MEMBER and self.level == "dump":
             self.abandon()
-            self.dump = DumpScanner(with_sha256=self.multi_member_gzip or self.manifest is not None)
+            runner = self.multi_member_gzip or self.manifest is not None  # its manifest counted the rows
+            self.dump = DumpScanner(with_sha256=runner, count_tables=not runner)
             return self.dump
         if root == CONFIG_MEMBER and self.level == "dump":
             self.config = Collector(SMALL_MEMBER_LIMIT)
@@ -241,12 +256,35 @@ class _Inspection:
         tables = manifest.get("tables", [])
         if not isinstance(tables, list):
             raise ArchiveError(f"{MANIFEST_MEMBER} is not a manifest (\"tables\" is not a list)")
+        self.manifest_tables = {table["name"]: table for table in tables
+                                if isinstance(table, dict) and isinstance(table.get("name"), str)}
         listed = [table.get("name") for table in tables if isinstance(table, dict)
                   and str(table.get("type", "table")).upper() != "VIEW"]
         missing = [name for name in listed if isinstance(name, str) and name not in self.dump.tables]
         if missing and not self.dump.more_tables:  # beyond MAX_TABLES, names are only counted
             raise ArchiveError(f"{DUMP_MEMBER} lacks {len(missing)} of the tables listed in "
                                f"{MANIFEST_MEMBER}: {name_list(missing)}")
+
+    def table_stats(self) -> tuple[tuple[str, int | None, int | None], ...]:
+        """(table, rows, bytes) of the dump's tables: the manifest's numbers, else those counted."""
+        if self.dump is None:
+            return ()
+        counter, listed = self.dump.counter, self.manifest_tables
+        if self.manifest is not None:
+            return tuple((name, _number(listed.get(name, {}).get("rows")),
+                          _number(listed.get(name, {}).get("bytes"))) for name in self.dump.tables)
+        return tuple((name, counter.rows.get(name, 0), counter.sizes.get(name, 0))
+                     for name in self.dump.tables)
+
+    def installation(self) -> Installation | None:
+        """iTop's version and modules from the dump's ``priv_module_install`` (the unprefixed
+        table's when the dump holds several instances)."""
+        from check_itop_backup.archive.sqlvalues import insert_rows  # not on the probe's start-up path
+        from check_itop_backup.itop.modules import installed
+
+        captured = self.dump.counter.captured if self.dump is not None else {}
+        name = MODULES_TABLE if MODULES_TABLE in captured else next(iter(captured), None)
+        return installed(insert_rows(bytes(captured[name]))) if name else None
 
     def abandon(self) -> None:
         """Stop background work (the dump hash) when the walk ends early."""
@@ -657,7 +695,15 @@ def verify_archive(path: str | ArchiveSource, level: str = "dump") -> Verificati
         tables=tuple(dump.tables) if dump else (), member_count=inspection.member_count,
         table_count=dump.table_count if dump else 0, dump_size=inspection.dump_size,
         dump_sha256=dump.sha256 if dump else None, container=container,
-        gzip_members=gzip_members, seconds=time.monotonic() - started)
+        gzip_members=gzip_members, seconds=time.monotonic() - started,
+        table_stats=inspection.table_stats() if reached == "dump" else (),
+        installation=inspection.installation() if reached == "dump" else None,
+        portability=tuple(dump.portability.findings()) if dump and reached == "dump" else ())
+
+
+def _number(value: object) -> int | None:
+    """A count from the manifest: an int, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _summary(inspection: _Inspection) -> tuple[str, str]:

@@ -24,11 +24,13 @@ from check_itop_backup.check.contexts import (
     LeftoversContext,
     MissingContext,
     OverdueContext,
+    PortabilityContext,
     ReductionContext,
     ReportContext,
     RetentionContext,
     SizeChangeContext,
     SizeContext,
+    TableRowsContext,
     VerificationWarningsContext,
     VerifiedContext,
     describe_slot,
@@ -187,7 +189,18 @@ def build_check_parser() -> argparse.ArgumentParser:
     offsite.add_argument("--offsite-verify-every", metavar="DURATION",
                          help="with --verify dump (or restore): also verify the copy, streamed from the "
                               "store, at dump level this often, e.g. 7d (default: never)")
-    server = parser.add_argument_group("database server (--verify restore, --compare-live-db)")
+    cron = parser.add_argument_group("iTop's scheduler")
+    cron.add_argument("--itop-cron", action="store_true",
+                      help="also judge iTop's scheduled backup, the BackupExec task of cron.php, from its "
+                           "row of priv_backgroundtask in the database of --itop-config (dates in iTop's "
+                           "timezone): CRITICAL when cron.php has not run since the task was due "
+                           "(--grace), when the backup has been running longer than its longest run + "
+                           "--grace, or when cron.php never ran; WARNING when scheduled backups are "
+                           "disabled ('enabled' => false). Perfdata cron_lag (s), backup_task_duration (s). "
+                           "The account needs only SELECT on that table (GRANT SELECT ON "
+                           "itop.priv_backgroundtask TO ...); an unreachable database is UNKNOWN for "
+                           "this result only, the archive's verdict stands")
+    server = parser.add_argument_group("database server (--verify restore, --compare-live-db, --itop-cron)")
     add_options(server, "db_port", "db_user", "db_password_file", "db_option_file")
     run = parser.add_argument_group("output and run")
     run.add_argument("--format", choices=FORMATS, default="nagios",
@@ -249,12 +262,13 @@ class ItopBackupCheck(nagiosplugin.Check):
                 log.warning("%s failed: %s", getattr(action, "__name__", "action"), error)
 
 
-def build_check(settings: CheckSettings, history: History,
-                tickets: TicketSettings | None = None, verifier: Verifier | None = None,
-                offsite: object | None = None) -> ItopBackupCheck:
+def build_check(settings: CheckSettings, history: History, tickets: TicketSettings | None = None,
+                verifier: Verifier | None = None, offsite: object | None = None,
+                scheduler: object | None = None) -> ItopBackupCheck:
     """The check; with *tickets*, its follow-up action opens and updates iTop Incidents; with
     *verifier*, the judged archive is verified (``--verify``); with *offsite* (OffsiteSettings),
-    its copy in object storage is judged too."""
+    its copy in object storage is judged too; with *scheduler* (check/cron.py's SchedulerCheck),
+    iTop's BackupExec task is judged (``--itop-cron``)."""
     actions = []
     if tickets is not None:
         from check_itop_backup.tickets.episode import check_action  # only when tickets are configured
@@ -267,7 +281,11 @@ def build_check(settings: CheckSettings, history: History,
 
         probe = OffsiteProbe(offsite)
         extra = offsite_contexts(probe, settings.warning_age, settings.critical_age)
-    resource = ItopBackup(settings, history, verifier, probe)
+    if scheduler is not None:
+        from check_itop_backup.check.cron import SchedulerContext
+
+        extra.append(SchedulerContext(settings))
+    resource = ItopBackup(settings, history, verifier, probe, scheduler)
     return ItopBackupCheck(
         resource,
         MissingContext(settings),
@@ -281,6 +299,8 @@ def build_check(settings: CheckSettings, history: History,
         LeftoversContext(),
         VerifiedContext(),
         VerificationWarningsContext(),
+        TableRowsContext(),
+        PortabilityContext(),
         ReportContext(),
         *extra,
         ItopBackupSummary(resource),
@@ -361,7 +381,7 @@ def _run(args: argparse.Namespace, logs: io.StringIO) -> int:
     try:
         module = settings.instance.module or None  # itop_backup_incident
         tickets = ticket_settings(args, settings.params, itop_backup_module=module)
-        check = build_check(settings, history, tickets, verifier, offsite)
+        check = build_check(settings, history, tickets, verifier, offsite, _scheduler(args, settings))
         check()
     finally:
         history.close()
@@ -397,6 +417,17 @@ def _offsite(args: argparse.Namespace, settings: CheckSettings):
     from check_itop_backup.offsite.location import Location
 
     return OffsiteSettings(Location.parse(url), store_settings(args), grace, every)
+
+
+def _scheduler(args: argparse.Namespace, settings: CheckSettings) -> object | None:
+    """check/cron.py's SchedulerCheck with ``--itop-cron``, else None; raise ConfigError."""
+    if not args.itop_cron:
+        return None
+    if not settings.instance.database.name:
+        raise ConfigError("--itop-cron needs --itop-config or --db-name (the iTop database)")
+    from check_itop_backup.check.cron import SchedulerCheck, backups_enabled
+
+    return SchedulerCheck(settings.instance.database, backups_enabled(settings.instance.module))
 
 
 def _unknown(args: argparse.Namespace, message: str) -> int:

@@ -227,6 +227,16 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verify-every", metavar="DURATION",
                        help="verify an archive again after this long, e.g. 7d (default: once per "
                             "archive; results are cached in the history)")
+    group.add_argument("--table-shrink", metavar="TABLES", default="attachment,ticket,contact",
+                       help="at dump level, compare the rows of these tables (comma separated, "
+                            "without db_subname) with the median of the previous verified archives: "
+                            "WARNING when one shrank by more than 5%%, CRITICAL by more than 20%% or "
+                            "when it vanished; perfdata rows_<table> (default: %(default)s; '' for none)")
+    group.add_argument("--portable", action="store_true",
+                       help="at dump level, WARNING for each thing that keeps the dump from loading "
+                            "elsewhere, saying who refuses it: MariaDB's sandbox first line (MySQL's "
+                            "client, older MariaDB clients), DEFINER= clauses (SUPER needed), GTID "
+                            "statements (servers with GTID mode), a character set other than utf8mb4")
     group.add_argument("--compare-live-db", action="store_true",
                        help="with --verify dump: WARNING when a table of the live database "
                             "(from --itop-config or the --db-* options) is missing from the dump")

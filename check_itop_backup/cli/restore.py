@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_arguments(database)
     database.add_argument("--force", action="store_true",
                           help="replace the tables of a target database that has tables (the dump's "
-                               "tables are swapped in atomically; others are left as they are)")
+                               "tables are swapped in atomically; others are left as they are), and "
+                               "restore with --itop-root onto code of another iTop or module version "
+                               "than the archive was taken from (refused otherwise, naming them)")
     database.add_argument("--keep-previous-in", metavar="DIR",
                           help="when the account may not create a scratch database, the restore loads "
                                "into the target itself, after saving its content as an archive in DIR "
@@ -36,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     files = parser.add_argument_group("iTop files")
     files.add_argument("--itop-root", metavar="DIR",
                        help="also restore config-itop.php (0440), delta.xml, <env>-modules/ and extra "
-                            "files into this iTop directory, in maintenance mode meanwhile")
+                            "files into this iTop directory, in maintenance mode meanwhile; the "
+                            "archive's iTop and module versions (its priv_module_install rows) must be "
+                            "those of the code there (core/config.class.inc.php, module.*.php)")
     files.add_argument("--environment", metavar="ENV",
                        help="the iTop environment of the files (default: <env> of --itop-config in "
                             "conf/<env>/, else production)")

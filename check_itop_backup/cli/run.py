@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compression threads (default: all cores)")
     target.add_argument("--wait", action="store_true",
                         help="wait for a running backup to the same directory instead of failing")
+    target.add_argument("--portable", action="store_true",
+                        help="a dump other servers and clients load: without MariaDB's sandbox first "
+                             "line (refused by MySQL's client and MariaDB clients before 10.5.25, 10.6.18, "
+                             "10.11.8), DEFINER= clauses (SUPER needed) and GTID statements "
+                             "(--set-gtid-purged=OFF where mysqldump has it, else filtered from the stream)")
     add_options(target, "history")
     add_timeout_option(target, DEFAULT_TIMEOUT,
                        "exit 1; the temporary archive is removed, earlier archives are untouched")
@@ -263,7 +268,7 @@ def build_job(args: argparse.Namespace, instance: ItopInstance) -> BackupJob:
         itop_root=instance.root, environment=instance.environment, extra_files=extra_files,
         retention_count=instance.retention_count or 0, mysql_bindir=instance.mysql_bindir,
         level=args.compress_level, workers=args.jobs, wait=args.wait,
-        timezone=instance.timezone)
+        timezone=instance.timezone, portable=args.portable)
 
 
 def _history_path(args: argparse.Namespace) -> str:
