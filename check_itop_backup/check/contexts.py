@@ -234,17 +234,17 @@ class VerificationWarningsContext(Limits):
 
 class TableRowsContext(nagiosplugin.Context):
     """``rows_<table>``: a ``--table-shrink`` table's rows against the median of the previous
-    verified archives (tabledrift.py): WARNING below -5 %, CRITICAL below -20 % or when it
-    vanished from the dump. Perfdata for each."""
+    verified archives (tabledrift.py): WARNING when it shrank by more than
+    ``--table-shrink-warning`` (5 %), CRITICAL by more than ``--table-shrink-critical`` (20 %) or
+    when it vanished from the dump. Perfdata for each."""
 
     def __init__(self) -> None:
         super().__init__("table_rows", result_cls=Finding)
 
     def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
-        from check_itop_backup.check.tabledrift import CRITICAL_SHRINK, WARNING_SHRINK
-
+        limits = resource.verifier.settings
         drift = resource.drift[metric.name]
-        if not drift.vanished and (drift.change is None or drift.change >= WARNING_SHRINK):
+        if not drift.vanished and (drift.change is None or drift.change >= -limits.shrink_warning):
             return self.result_cls(Ok, None, metric)
         name = _name(resource.selection.judged.path)
         baseline = (f"median {drift.baseline:g} rows of the last {drift.samples} verified "
@@ -252,7 +252,7 @@ class TableRowsContext(nagiosplugin.Context):
         if drift.vanished:
             return self.result_cls(Critical, f"{name}: table {drift.table} vanished from the dump "
                                              f"({baseline})", metric)
-        state = Critical if drift.change < CRITICAL_SHRINK else Warn
+        state = Critical if drift.change < -limits.shrink_critical else Warn
         return self.result_cls(state, f"{name}: table {drift.table} has {drift.rows} rows, "
                                       f"{drift.change:+.0f}% vs {baseline}", metric)
 

@@ -18,8 +18,6 @@ from collections import namedtuple
 from check_itop_backup.check.trend import median
 
 DEFAULT_TABLES = "attachment,ticket,contact"
-WARNING_SHRINK = -5.0  # percent
-CRITICAL_SHRINK = -20.0
 
 
 class TableDrift(namedtuple("TableDrift", "table rows baseline change samples")):

@@ -35,8 +35,9 @@ class VerifySettings(SimpleNamespace):
     DatabaseSettings: the live database, and the server of test restores), ``restore_every``
     (seconds between test restores of a series with ``--verify restore``; archives in between are
     verified at ``dump`` level), ``watched`` (the tables whose rows are compared with the median
-    of ``baseline_count`` previous verified archives), ``portable`` (report what keeps the dump
-    from loading elsewhere)."""
+    of ``baseline_count`` previous verified archives), ``shrink_warning``/``shrink_critical``
+    (how many percent fewer rows than that median are a WARNING, a CRITICAL), ``portable``
+    (report what keeps the dump from loading elsewhere)."""
 
 
 def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
@@ -49,6 +50,8 @@ def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
         raise ValueError("--compare-live-db needs --verify dump")
     if args.portable and args.verify not in ("dump", "restore"):
         raise ValueError("--portable needs --verify dump (the lint reads the dump)")
+    if args.table_shrink_critical < args.table_shrink_warning:
+        raise ValueError("--table-shrink-critical must be at least --table-shrink-warning")
     if args.compare_live_db and not instance.database.name:
         raise ValueError("--compare-live-db needs --itop-config or --db-name (the live database)")
     watched = ()
@@ -58,7 +61,9 @@ def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
         watched = tuple(watched_tables(args.table_shrink, instance.database.subname))
     return VerifySettings(level=args.verify, every=every, compare_live_db=args.compare_live_db,
                           database=instance.database, restore_every=parse_duration(args.restore_every),
-                          watched=watched, baseline_count=args.baseline_count, portable=args.portable)
+                          watched=watched, baseline_count=args.baseline_count, portable=args.portable,
+                          shrink_warning=args.table_shrink_warning,
+                          shrink_critical=args.table_shrink_critical)
 
 
 class Verification(namedtuple("Verification", "level reached state reason verified_at cached tables "

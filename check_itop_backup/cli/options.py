@@ -37,6 +37,7 @@ def argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
 DEFAULT_RESTORE_EVERY = "7d"  # --restore-every
 
 positive_int = argument_type(units.positive_int)
+percent = argument_type(units.parse_percent)
 non_negative_int = argument_type(units.non_negative_int)
 parse_timeout = argument_type(units.parse_timeout)
 parse_duration = argument_type(units.parse_duration)
@@ -230,8 +231,15 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--table-shrink", metavar="TABLES", default="attachment,ticket,contact",
                        help="at dump level, compare the rows of these tables (comma separated, "
                             "without db_subname) with the median of the previous verified archives: "
-                            "WARNING when one shrank by more than 5%%, CRITICAL by more than 20%% or "
-                            "when it vanished; perfdata rows_<table> (default: %(default)s; '' for none)")
+                            "WARNING when one shrank by more than --table-shrink-warning, CRITICAL by "
+                            "more than --table-shrink-critical or when it vanished; perfdata "
+                            "rows_<table> (default: %(default)s; '' for none)")
+    group.add_argument("--table-shrink-warning", metavar="PERCENT", type=percent, default="5%",
+                       help="with --table-shrink: WARNING when a table has this much fewer rows than "
+                            "its median (default: %(default)s)")
+    group.add_argument("--table-shrink-critical", metavar="PERCENT", type=percent, default="20%",
+                       help="with --table-shrink: CRITICAL when a table has this much fewer rows than "
+                            "its median (default: %(default)s)")
     group.add_argument("--portable", action="store_true",
                        help="at dump level, WARNING for each thing that keeps the dump from loading "
                             "elsewhere, saying who refuses it: MariaDB's sandbox first line (MySQL's "

@@ -124,6 +124,30 @@ def test_a_watched_table_that_vanished_is_critical_and_a_shrink_below_5_percent_
     assert "rows_attachment=96;;;0 rows_contact=0;;;0" in run.perfdata
 
 
+def test_the_shrink_limits_are_options(instance, tmp_path):
+    """-10 %: WARNING by default, OK under a 15 % warning limit, CRITICAL under an 8 % critical one."""
+    server, database = instance
+    day = series(instance, tmp_path)
+    execute(server, database, "DELETE FROM attachment WHERE id <= 10")
+    path = archive_of(server, database, tmp_path, day)
+
+    default = check(tmp_path, day)
+    wider = check(tmp_path, day, "--table-shrink-warning", "15%")
+    tighter = check(tmp_path, day, "--table-shrink-warning=2", "--table-shrink-critical=8%")
+    crossed = check(tmp_path, day, "--table-shrink-warning", "30", "--table-shrink-critical", "20")
+    bad = check(tmp_path, day, "--table-shrink-warning", "-5")
+
+    shrink = (f"{path.name}: table attachment has 90 rows, -10% vs median 100 rows of the last 3 verified "
+              "archives")
+    assert (default.exit_code, default.status_line) == (1, f"ITOP_BACKUP WARNING - {shrink}")
+    assert wider.exit_code == 0, wider.stdout
+    assert (tighter.exit_code, tighter.status_line) == (2, f"ITOP_BACKUP CRITICAL - {shrink}")
+    assert crossed.exit_code == 3
+    assert crossed.status_line == ("ITOP_BACKUP UNKNOWN - --table-shrink-critical must be at least "
+                                   "--table-shrink-warning")
+    assert bad.exit_code == 3 and "--table-shrink-warning" in bad.status_line
+
+
 def test_table_shrink_names_the_watched_tables_and_empty_watches_none(instance, tmp_path):
     server, database = instance
     day = series(instance, tmp_path)
