@@ -11,6 +11,12 @@ each archive it then alternates ``gzip -t`` and ``itop-backup verify --level dum
 each in its own process, and prints the median wall and CPU times, the median of the per-round
 wall ratios and the verifier's peak RSS. Targets (issue 13), for both archives: ratio <= 0.35,
 peak RSS <= 64 MB. Exit status 1 when a target is missed.
+
+With ``--baseline-ref REF`` (default: the commit before per-table counting and before ISA-L,
+whose verifier inflated with zlib, our runner's gzip members in parallel), the verifier of
+that commit (``git archive``, in a temporary directory) runs in the same rounds, and the
+median ratio of today's pass to it is printed: target <= 1.10 (issue 17: the per-table
+counting may cost 10 %).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from tests.archive_corpus import END_OF_ARCHIVE, header, itop_member, member, wr
 
 RATIO_TARGET = 0.35
 RSS_TARGET_MB = 64
+BASELINE_TARGET = 1.10
+BASELINE_REF = "e18264e"  # main before the per-table row and byte counting (issue 17)
 TABLES = 120
 POOL_LINES = 48
 
@@ -139,17 +147,39 @@ def main() -> int:
     parser.add_argument("--sizes", default="400,1200,2400", help="MB of dump, comma-separated")
     parser.add_argument("--dir", default="/tmp/check_itop_backup-bench")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline-ref", default=BASELINE_REF,
+                        help="git commit whose verifier is timed in the same rounds ('' for none)")
     args = parser.parse_args()
+    args.baseline = _baseline_tree(args.baseline_ref) if args.baseline_ref else None
     met = True
     for size_mb in map(int, args.sizes.split(",")):
         for writer, name in (("iTop", f"itop-bench-{size_mb}mb-dump.tar.gz"),
                              ("runner", f"runner-bench-{size_mb}mb-dump.tar.gz")):
-            met = measure(Path(args.dir) / name, size_mb, args.rounds, writer) and met
+            met = measure(Path(args.dir) / name, size_mb, args, writer) and met
     print("targets met" if met else "TARGET MISSED")
     return 0 if met else 1
 
 
-def measure(path: Path, size_mb: int, rounds: int, writer: str) -> bool:
+def _baseline_tree(ref: str) -> str | None:
+    """Unpack the package of commit *ref* into a temporary directory, removed at exit; return it
+    (None without git)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="bench-verify-baseline-")
+    atexit.register(shutil.rmtree, directory, True)
+    try:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "check_itop_backup"],
+                                 check=True, capture_output=True).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"no baseline: git archive {ref} failed ({error})")
+        return None
+    subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True)
+    return directory
+
+
+def measure(path: Path, size_mb: int, args: argparse.Namespace, writer: str) -> bool:
     """Time ``gzip -t`` and the verifier on *writer*'s archive at *path* (built if missing); print;
     return whether the targets are met."""
     if not path.exists():
@@ -158,8 +188,10 @@ def measure(path: Path, size_mb: int, rounds: int, writer: str) -> bool:
         build_archive(path, size_mb, writer)
     path.read_bytes()  # warm the page cache so neither side pays for the disk
     verify = [sys.executable, "-c", _VERIFY, "verify", "--level", "dump", str(path)]
-    gzip_times, verify_times, gzip_cpu, verify_cpu, rss = [], [], [], [], []
-    for _ in range(rounds):
+    baseline = [sys.executable, "-c", f"import sys; sys.path.insert(0, {args.baseline!r})\n" + _VERIFY,
+                "verify", "--level", "dump", str(path)] if args.baseline else None
+    gzip_times, verify_times, gzip_cpu, verify_cpu, rss, baseline_times = [], [], [], [], [], []
+    for _ in range(args.rounds):
         wall, cpu, _ = timed(["gzip", "-t", str(path)])
         gzip_times.append(wall)
         gzip_cpu.append(cpu)
@@ -167,21 +199,28 @@ def measure(path: Path, size_mb: int, rounds: int, writer: str) -> bool:
         verify_times.append(wall)
         verify_cpu.append(cpu)
         rss.append(int(stderr.split()[-2]) / 1024)
+        if baseline:
+            baseline_times.append(timed(baseline)[0])
     ratio = statistics.median(verify / gzip for verify, gzip in zip(verify_times, gzip_times))
     peak_rss = max(rss)
     met = ratio <= RATIO_TARGET and peak_rss <= RSS_TARGET_MB
     gzip_wall, gzip_cpu_time = statistics.median(gzip_times), statistics.median(gzip_cpu)
     verify_wall, verify_cpu_time = statistics.median(verify_times), statistics.median(verify_cpu)
     print(f"{writer} archive, {size_mb} MB dump, {path.stat().st_size / 1e6:.0f} MB compressed; "
-          f"{rounds} rounds, alternating, medians:\n"
+          f"{args.rounds} rounds, alternating, medians:\n"
           f"  gzip -t {gzip_wall:6.2f} s wall {gzip_cpu_time:6.2f} s CPU;"
           f"  verify {verify_wall:6.2f} s wall {verify_cpu_time:6.2f} s CPU;"
           f"  ratio {ratio:.2f}x wall (target <= {RATIO_TARGET}x), "
           f"{verify_cpu_time / gzip_cpu_time:.2f}x CPU;"
           f"  peak RSS {peak_rss:.1f} MB (target <= {RSS_TARGET_MB} MB): {'met' if met else 'NOT met'}",
           flush=True)
+    if baseline_times:
+        against = statistics.median(now / then for now, then in zip(verify_times, baseline_times))
+        print(f"  the verifier of {args.baseline_ref} (zlib, parallel members): "
+              f"{statistics.median(baseline_times):6.2f} s wall; today {against:.2f}x, median of rounds "
+              f"(issue 17's target <= {BASELINE_TARGET}x)", flush=True)
+        met = met and against <= BASELINE_TARGET
     return met
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,12 +28,14 @@ import sqlite3
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from types import SimpleNamespace
 
 from check_itop_backup import deadline
 
 DEFAULT_PATH = "/var/lib/check_itop_backup/history.sqlite"
 ENV_VAR = "CHECK_ITOP_BACKUP_HISTORY"
 BUSY_TIMEOUT_S = 20.0
+RUN_FIELDS = ("id", "series", "started", "finished", "archive_path", "size", "status", "message")
 _BUSY_MARGIN_S = 0.2  # a wait cut by the deadline ends just after it: the timeout is then certain
 
 MIGRATIONS = (
@@ -98,6 +100,25 @@ MIGRATIONS = (
     );
     CREATE INDEX verdicts_by_series ON verdicts (series, changed_at);
     """,
+    # Copies in object storage (offsite/): one row per archive and destination, pending until uploaded.
+    """
+    CREATE TABLE uploads (
+        id INTEGER PRIMARY KEY,
+        series TEXT NOT NULL,
+        archive_path TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        state TEXT NOT NULL,
+        requested REAL NOT NULL,
+        finished REAL,
+        object_key TEXT,
+        message TEXT,
+        upload_id TEXT,
+        checksum TEXT,
+        identity TEXT,
+        UNIQUE (archive_path, destination)
+    );
+    CREATE INDEX uploads_by_series ON uploads (series, destination, state);
+    """,
 )
 
 # What ``listing(table)`` reads: every row, with the archive's path where a row points to one.
@@ -110,6 +131,7 @@ _LISTINGS = {
     "verdicts": "SELECT v.series, a.path, v.state, v.causes, v.reason, v.changed_at FROM verdicts v"
                 " LEFT JOIN archives a ON a.id = v.archive_id ORDER BY v.series, v.changed_at, v.id",
     "tickets": "SELECT * FROM tickets ORDER BY series, opened_at, id",
+    "uploads": "SELECT * FROM uploads ORDER BY series, requested, id",
 }
 
 
@@ -360,6 +382,63 @@ class History:
             (series, started, finished, archive_path, size, status, message),
         )
 
+    def upload_requested(self, series: str, path: str, destination: str, at: float) -> None:
+        """Note that *path* is to be copied to *destination* (an ``s3://`` prefix), unless it
+        already was; call inside ``transaction()``."""
+        self._write("INSERT INTO uploads (series, archive_path, destination, state, requested)"
+                    " VALUES (?, ?, ?, 'pending', ?) ON CONFLICT (archive_path, destination) DO NOTHING",
+                    (series, path, destination, at))
+
+    def upload_ended(self, path: str, destination: str, state: str, key: str | None, message: str,
+                     at: float) -> None:
+        """Record an attempt: ``done`` (copied as *key*), ``pending`` (failed: the next run retries)
+        or ``lost`` (the archive is gone before it was copied); call inside ``transaction()``."""
+        self._write("UPDATE uploads SET state = ?, finished = ?, object_key = ?, message = ?"
+                    " WHERE archive_path = ? AND destination = ?",
+                    (state, at, key, message, path, destination))
+
+    def upload_started(self, path: str, destination: str, upload_id: str, checksum: str,
+                       identity: str) -> None:
+        """Note the multipart upload of *path* that began (its id, checksum mode and the archive's
+        identity as JSON): a run killed during it leaves what the next one resumes; call inside
+        ``transaction()``."""
+        self._write("UPDATE uploads SET upload_id = ?, checksum = ?, identity = ?"
+                    " WHERE archive_path = ? AND destination = ?",
+                    (upload_id, checksum, identity, path, destination))
+
+    def started_upload(self, path: str, destination: str) -> tuple[str, str, str] | None:
+        """The (upload id, checksum, identity) of the upload of *path* that began, or None."""
+        rows = self._rows("SELECT upload_id, checksum, identity FROM uploads WHERE archive_path = ?"
+                          " AND destination = ? AND upload_id IS NOT NULL", (path, destination))
+        return rows[0] if rows else None
+
+    def pending_uploads(self, series: str, destination: str) -> list[str]:
+        """The archives of *series* still to be copied to *destination*, oldest request first."""
+        return [row[0] for row in self._rows(
+            "SELECT archive_path FROM uploads WHERE series = ? AND destination = ? AND state = 'pending'"
+            " ORDER BY requested, id", (series, destination))]
+    def run_counts(self, series: str) -> dict[str, int]:
+        """Return how many runs of *series* the history holds, by status (``ok``, ``failed``)."""
+        return dict(self._rows("SELECT status, COUNT(*) FROM runs WHERE series = ? GROUP BY status",
+                               (series,)))
+
+    def last_run(self, series: str, status: str | None = None) -> RunRecord | None:
+        """Return the newest run of *series* (with *status*: the newest of that status), or None."""
+        where, parameters = ("AND status = ?", (series, status)) if status else ("", (series,))
+        rows = self._rows(f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE series = ? {where}"
+                          " ORDER BY started DESC, id DESC LIMIT 1", parameters)
+        return RunRecord(**dict(zip(RUN_FIELDS, rows[0]))) if rows else None
+
+    def latest_verification(self, series: str, level: str) -> VerificationRecord | None:
+        """Return the newest verification of *series* at *level*, whatever its result."""
+        rows = self._rows(
+            "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
+            " JOIN archives a ON a.id = v.archive_id WHERE a.series = ? AND v.level = ?"
+            " ORDER BY v.verified_at DESC LIMIT 1",
+            (series, level),
+        )
+        return VerificationRecord(*rows[0]) if rows else None
+
     def verification(self, path: str, size: int, mtime: float, inode: int,
                      levels: tuple[str, ...]) -> VerificationRecord | None:
         """Return the newest stored verification of this archive identity at one of *levels*."""
@@ -372,16 +451,33 @@ class History:
         )
         return VerificationRecord(*rows[0]) if rows else None
 
+    def latest_verification_of(self, path: str, level: str) -> VerificationRecord | None:
+        """The newest verification at *level* of an archive at *path* (an absolute path, or the
+        name the archive had in its directory), whatever its identity."""
+        rows = self._rows(
+            "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
+            " JOIN archives a ON a.id = v.archive_id WHERE (a.path = ? OR a.path LIKE ? ESCAPE '\\')"
+            " AND v.level = ? ORDER BY v.verified_at DESC LIMIT 1",
+            (path, "%/" + re.sub(r"([\\%_])", r"\\\1", path), level))
+        return VerificationRecord(*rows[0]) if rows else None
+
     def previous_verification(self, series: str, before: float, level: str) -> VerificationRecord | None:
         """Return the verification at *level* of the newest archive of *series* older than
         *before* (mtime) that was verified at that level without a critical result."""
+        found = self.previous_verifications(series, before, level, 1)
+        return found[0] if found else None
+
+    def previous_verifications(self, series: str, before: float, level: str,
+                               limit: int) -> list[VerificationRecord]:
+        """The verifications at *level* of the newest *limit* archives of *series* older than
+        *before* (mtime) verified at that level without a critical result, newest first."""
         rows = self._rows(
             "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
             " JOIN archives a ON a.id = v.archive_id WHERE a.series = ? AND a.mtime < ?"
-            " AND v.level = ? AND v.state != 'critical' ORDER BY a.mtime DESC LIMIT 1",
-            (series, before, level),
+            " AND v.level = ? AND v.state != 'critical' ORDER BY a.mtime DESC LIMIT ?",
+            (series, before, level, limit),
         )
-        return VerificationRecord(*rows[0]) if rows else None
+        return [VerificationRecord(*row) for row in rows]
 
     def record_verification(self, archive_id: int, level: str, state: str, message: str,
                             details: str, verified_at: float) -> None:
@@ -391,6 +487,11 @@ class History:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (archive_id, level, state, message, details, verified_at),
         )
+
+
+class RunRecord(SimpleNamespace):
+    """One run of the runner (a row of ``runs``: RUN_FIELDS). Not a named tuple: this module is on
+    the probe's start-up path, and creating a named tuple class costs it more than this one."""
 
 
 class VerificationRecord(namedtuple("VerificationRecord", "path level state message details "

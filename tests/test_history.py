@@ -13,7 +13,7 @@ import pytest
 from check_itop_backup.history import MIGRATIONS, ArchiveRecord, History, HistoryError, TicketRecord
 
 SERIES = "/backups/itop-%Y-%m-%d"
-TABLES = ["archives", "runs", "tickets", "verdicts", "verifications"]
+TABLES = ["archives", "runs", "tickets", "uploads", "verdicts", "verifications"]
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_a_version_1_history_gains_the_verdicts_table_and_keeps_its_rows(tmp_pat
 
     History.open(str(path)).close()
 
-    assert rows(path, "PRAGMA user_version") == [(2,)]
+    assert rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
     assert rows(path, "SELECT COUNT(*) FROM verdicts") == [(0,)]
     assert rows(path, "SELECT series, started, status FROM runs") == [("s", 1.0, "ok")]
 
@@ -204,3 +204,28 @@ def test_a_failing_block_writes_nothing_of_its_transaction(history, tmp_path):
         raise RuntimeError("the block fails")
 
     assert rows(tmp_path / "h.sqlite", "SELECT COUNT(*) FROM runs") == [(0,)]
+
+
+def test_uploads_are_pending_until_done_once_per_archive_and_destination(tmp_path):
+    history = History.open(str(tmp_path / "h.sqlite"))
+    try:
+        with history.transaction():
+            history.upload_requested("s", "/b/a1.tar.gz", "s3://x/p/", 1.0)
+            history.upload_requested("s", "/b/a2.tar.gz", "s3://x/p/", 2.0)
+            history.upload_requested("s", "/b/a2.tar.gz", "s3://y/p/", 2.0)
+            history.upload_requested("t", "/c/a1.tar.gz", "s3://x/p/", 0.5)
+            history.upload_ended("/b/a1.tar.gz", "s3://x/p/", "pending", None, "503 Slow Down", 3.0)
+            history.upload_requested("s", "/b/a1.tar.gz", "s3://x/p/", 4.0)  # a retry: still one row
+        assert history.pending_uploads("s", "s3://x/p/") == ["/b/a1.tar.gz", "/b/a2.tar.gz"]
+        with history.transaction():
+            history.upload_ended("/b/a1.tar.gz", "s3://x/p/", "done", "p/a1.tar.gz", "SHA-256 …", 5.0)
+            history.upload_requested("s", "/b/a1.tar.gz", "s3://x/p/", 6.0)  # done stays done
+        assert history.pending_uploads("s", "s3://x/p/") == ["/b/a2.tar.gz"]
+        rows = [(r["archive_path"], r["destination"], r["state"], r["object_key"])
+                for r in history.listing("uploads")]
+        assert rows == [("/b/a1.tar.gz", "s3://x/p/", "done", "p/a1.tar.gz"),
+                        ("/b/a2.tar.gz", "s3://x/p/", "pending", None),
+                        ("/b/a2.tar.gz", "s3://y/p/", "pending", None),
+                        ("/c/a1.tar.gz", "s3://x/p/", "pending", None)]
+    finally:
+        history.close()

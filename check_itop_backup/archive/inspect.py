@@ -14,7 +14,10 @@ Levels, each including the one before (``restore``, the last, is database/testre
   trailer and holds ``CREATE TABLE`` statements (dumpscan.py); ``config-itop.php`` parses;
   when the archive carries our runner's manifest (the ``comment`` of a PAX global header;
   a ``manifest.json`` member in archives written before), the dump's size, SHA-256 and
-  tables (views aside) match it. The
+  tables (views aside) match it. Each table's rows and bytes are the manifest's (our
+  runner's archives) or counted in the same pass (dumpscan.py's ``TableCounter``, on the helper
+  thread), and iTop's version and modules are read from the dump's ``priv_module_install``
+  rows (itop/modules.py). The
   SHA-256 is computed (on a helper thread) only for our runner's archives, recognised by
   their multi-member gzip stream or a manifest ahead of the dump: iTop's own archives have
   nothing to compare it with.
@@ -41,11 +44,11 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from check_itop_backup import deadline
 from check_itop_backup.archive import codec
-from check_itop_backup.archive.dumpscan import DumpScanner
+from check_itop_backup.archive.dumpscan import MODULES_TABLE, DumpScanner
 from check_itop_backup.archive.layout import CONFIG_MEMBER, DUMP_MEMBER, MANIFEST_MEMBER, REQUIRED_MEMBERS
 from check_itop_backup.archive.tar import (
     BLOCK,
@@ -63,6 +66,9 @@ from check_itop_backup.archive.tar import (
 from check_itop_backup.archive.writer import PAX_GLOBAL_TYPE
 from check_itop_backup.itop.phpconfig import PhpConfigError, parse_php_config
 from check_itop_backup.units import format_size
+
+if TYPE_CHECKING:
+    from check_itop_backup.itop.modules import Installation
 
 LEVELS = ("stat", "archive", "dump")  # cheapest first; "restore" is database/testrestore.py's
 READ_SIZE = 1 << 20  # compressed bytes per read
@@ -111,6 +117,9 @@ class VerificationReport:
     container: str = "tar.gz"
     gzip_members: int = 0
     seconds: float = 0.0
+    table_stats: tuple[tuple[str, int | None, int | None], ...] = ()  # (table, rows, bytes) of tables
+    installation: Installation | None = None  # iTop's version and modules, from priv_module_install
+    portability: tuple[tuple[str, str], ...] = ()  # (kind, sentence): what keeps it from loading elsewhere
 
     @property
     def ok(self) -> bool:
@@ -123,6 +132,10 @@ class VerificationReport:
             "table_count": self.table_count, "dump_size": self.dump_size, "dump_sha256": self.dump_sha256,
             "members": self.member_count, "container": self.container,
             "gzip_members": self.gzip_members, "seconds": round(self.seconds, 3),
+            # only the tables holding rows: the others are in "tables" (tabledrift.table_counts)
+            "table_stats": {name: [rows, size] for name, rows, size in self.table_stats if rows or size},
+            "itop": self.installation._asdict() if self.installation else None,
+            "portability": [list(finding) for finding in self.portability],
         }
 
 
@@ -175,6 +188,7 @@ class _Inspection:
         self.dump: DumpScanner | None = None
         self.config: Collector | None = None
         self.manifest: Collector | None = None
+        self.manifest_tables: dict[str, dict] = {}  # the manifest's tables, by name
         self.multi_member_gzip = False
 
     def open_member(self, name: str, size: int, kind: bytes = b"0", linkname: str = "") -> Sink:
@@ -194,7 +208,8 @@ class _Inspection:
             self.present.add(root)
         if root == DUMP_MEMBER and self.level == "dump":
             self.abandon()
-            self.dump = DumpScanner(with_sha256=self.multi_member_gzip or self.manifest is not None)
+            runner = self.multi_member_gzip or self.manifest is not None  # its manifest counted the rows
+            self.dump = DumpScanner(with_sha256=runner, count_tables=not runner)
             return self.dump
         if root == CONFIG_MEMBER and self.level == "dump":
             self.config = Collector(SMALL_MEMBER_LIMIT)
@@ -240,12 +255,35 @@ class _Inspection:
         tables = manifest.get("tables", [])
         if not isinstance(tables, list):
             raise ArchiveError(f"{MANIFEST_MEMBER} is not a manifest (\"tables\" is not a list)")
+        self.manifest_tables = {table["name"]: table for table in tables
+                                if isinstance(table, dict) and isinstance(table.get("name"), str)}
         listed = [table.get("name") for table in tables if isinstance(table, dict)
                   and str(table.get("type", "table")).upper() != "VIEW"]
         missing = [name for name in listed if isinstance(name, str) and name not in self.dump.tables]
         if missing and not self.dump.more_tables:  # beyond MAX_TABLES, names are only counted
             raise ArchiveError(f"{DUMP_MEMBER} lacks {len(missing)} of the tables listed in "
                                f"{MANIFEST_MEMBER}: {name_list(missing)}")
+
+    def table_stats(self) -> tuple[tuple[str, int | None, int | None], ...]:
+        """(table, rows, bytes) of the dump's tables: the manifest's numbers, else those counted."""
+        if self.dump is None:
+            return ()
+        counter, listed = self.dump.counter, self.manifest_tables
+        if self.manifest is not None:
+            return tuple((name, _number(listed.get(name, {}).get("rows")),
+                          _number(listed.get(name, {}).get("bytes"))) for name in self.dump.tables)
+        return tuple((name, counter.rows.get(name, 0), counter.sizes.get(name, 0))
+                     for name in self.dump.tables)
+
+    def installation(self) -> Installation | None:
+        """iTop's version and modules from the dump's ``priv_module_install`` (the unprefixed
+        table's when the dump holds several instances)."""
+        from check_itop_backup.archive.sqlvalues import insert_rows  # not on the probe's start-up path
+        from check_itop_backup.itop.modules import installed
+
+        captured = self.dump.counter.captured if self.dump is not None else {}
+        name = MODULES_TABLE if MODULES_TABLE in captured else next(iter(captured), None)
+        return installed(insert_rows(bytes(captured[name]))) if name else None
 
     def abandon(self) -> None:
         """Stop background work (the dump hash) when the walk ends early."""
@@ -451,8 +489,23 @@ def runner_manifest(records: dict[str, str]) -> bytes | None:
     return None
 
 
+def open_source(archive: str | ArchiveSource) -> BinaryIO:
+    """Open an archive to read: a local file by its path, or anything with an ``open()`` (a copy
+    in object storage, offsite/download.py: a stream, not seekable)."""
+    if isinstance(archive, str):
+        return open(archive, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+    return archive.open()
+
+
+class ArchiveSource(Protocol):
+    """An archive that is not a local file: ``str()`` names it, ``open()`` streams it from its start."""
+
+    def open(self) -> BinaryIO: ...
+
+
 def walk_tar_gz(handle: BinaryIO, inspection: Any, exact: bool = False) -> int:
-    """Walk the tar.gz on *handle* (at its start) in one pass; return the number of gzip members.
+    """Walk the tar.gz on *handle* (at its start; seekable or a stream) in one pass; return the
+    number of gzip members.
 
     *inspection* is shaped like ``_Inspection``: ``open_member(name, size, kind, linkname)``
     returns a sink (``write(data, start, end)``) for the member's data; it has ``warnings``
@@ -539,8 +592,9 @@ def _walk_zip(path: str, inspection: _Inspection) -> None:
                 raise ArchiveError(f"zip member {info.filename} cannot be read: it is {why}") from None
 
 
-def verify_archive(path: str, level: str = "dump") -> VerificationReport:
-    """Verify the archive at *path* up to *level* (``archive`` or ``dump``) and report.
+def verify_archive(path: str | ArchiveSource, level: str = "dump") -> VerificationReport:
+    """Verify the archive at *path* (or streamed from an ``ArchiveSource``) up to *level*
+    (``archive`` or ``dump``) and report.
 
     Every check failure is a report with state ``critical`` and the reason; dubious but
     restorable details (PAX headers, base-256 sizes) are ``warning``. Raise OSError when the
@@ -549,7 +603,7 @@ def verify_archive(path: str, level: str = "dump") -> VerificationReport:
     if level not in LEVELS[1:]:
         raise ValueError(f"cannot verify at level {level!r} (use one of {', '.join(LEVELS[1:])})")
     started = time.monotonic()
-    with deadline.current.stage(f"verifying {os.path.basename(path)} at {level} level"):
+    with deadline.current.stage(f"verifying {os.path.basename(str(path))} at {level} level"):
         report = _verify(path, level)
         if report.reached == "stat" and report.container == "tar.gz" and not codec.inflates_as_zlib():
             # ISA-L words its errors differently and meets them at other offsets: an archive it
@@ -558,14 +612,17 @@ def verify_archive(path: str, level: str = "dump") -> VerificationReport:
     return dataclasses.replace(report, seconds=time.monotonic() - started)
 
 
-def _verify(path: str, level: str, exact: bool = False) -> VerificationReport:
+def _verify(path: str | ArchiveSource, level: str, exact: bool = False) -> VerificationReport:
     inspection = _Inspection(level)
     container, gzip_members, reached = "tar.gz", 0, "stat"
-    with open(path, "rb", buffering=0) as handle:
+    with open_source(path) as handle:
         try:
-            magic = handle.read(4)
-            handle.seek(0)
+            magic = handle.read(4) if handle.seekable() else handle.peek(4)[:4]
+            if handle.seekable():
+                handle.seek(0)
             try:
+                if magic in _ZIP_MAGICS and not isinstance(path, str):
+                    raise ArchiveError("a zip archive is verified from a local file only")
                 if magic in _ZIP_MAGICS:
                     container = "zip"
                     _walk_zip(path, inspection)
@@ -585,12 +642,20 @@ def _verify(path: str, level: str, exact: bool = False) -> VerificationReport:
             inspection.abandon()
     dump = inspection.dump
     return VerificationReport(
-        path=path, level=level, reached=reached, state=state, reason=reason,
+        path=str(path), level=level, reached=reached, state=state, reason=reason,
         warnings=tuple(inspection.warnings), members=tuple(inspection.members),
         tables=tuple(dump.tables) if dump else (), member_count=inspection.member_count,
         table_count=dump.table_count if dump else 0, dump_size=inspection.dump_size,
         dump_sha256=dump.sha256 if dump else None, container=container,
-        gzip_members=gzip_members)
+        gzip_members=gzip_members,
+        table_stats=inspection.table_stats() if reached == "dump" else (),
+        installation=inspection.installation() if reached == "dump" else None,
+        portability=tuple(dump.portability.findings()) if dump and reached == "dump" else ())
+
+
+def _number(value: object) -> int | None:
+    """A count from the manifest: an int, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _summary(inspection: _Inspection) -> tuple[str, str]:
@@ -604,3 +669,46 @@ def _summary(inspection: _Inspection) -> tuple[str, str]:
     return "ok", (f"{DUMP_MEMBER} complete ({dump_size}, {inspection.dump.table_count} tables), "
                   f"{CONFIG_MEMBER} parses")
 
+
+
+class _ReachedError(Exception):
+    """The walk reached the dump: what comes before it (the manifest) has been read."""
+
+
+class _ManifestReader:
+    """A walk that keeps our runner's manifest and stops where the dump begins."""
+
+    multi_member_gzip = False
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self.manifest: Collector | None = None
+
+    def open_member(self, name: str, size: int, kind: bytes = b"0", linkname: str = "") -> Sink:
+        root = root_name(name)
+        if root == MANIFEST_MEMBER and (kind in REGULAR_TYPES or kind == PAX_GLOBAL_TYPE):
+            self.manifest = Collector(MANIFEST_LIMIT)
+            return self.manifest
+        if root == DUMP_MEMBER:
+            raise _ReachedError
+        return Discard()
+
+
+def read_manifest(path: str) -> dict[str, Any] | None:
+    """Return our runner's manifest of the tar.gz at *path*, read only up to the dump (which
+    follows it), or None for an archive without one or one that does not read. Raise OSError."""
+    reader = _ManifestReader()
+    with open(path, "rb", buffering=0) as handle:
+        try:
+            walk_tar_gz(handle, reader)
+        except _ReachedError:
+            pass
+        except (ArchiveError, TarFormatError):
+            return None
+    if reader.manifest is None or not reader.manifest.whole:
+        return None
+    try:
+        manifest = json.loads(bytes(reader.manifest.data))
+    except (ValueError, RecursionError):
+        return None
+    return manifest if isinstance(manifest, dict) else None

@@ -114,10 +114,11 @@ class DumpGuard:
     with that account's rights.
     """
 
-    def __init__(self, emit: Callable[[bytes, int, int], None] | None = None,
-                 check_inserts: bool = True) -> None:
+    def __init__(self, emit: Callable[[bytes, int, int], None] | None = None, check_inserts: bool = True,
+                 observe: Callable[[bytes, int, int], None] | None = None) -> None:
         self.emit = emit
         self.check_inserts = check_inserts
+        self.observe = observe  # also gets each line read whole (portability.py's lint)
         self.line = 0  # lines completed
         self._pending: list[bytes] = []
         self._pending_size = 0
@@ -241,6 +242,8 @@ class DumpGuard:
     def _line(self, data: bytes, start: int, stop: int) -> None:
         """Check one whole line (with its newline, unless the dump's last) and emit it."""
         number = self.line + 1
+        if self.observe is not None:
+            self.observe(data, start, stop)
         end = stop - 1 if data[stop - 1] == 10 else stop
         in_insert = (data.startswith(_INSERT_HEAD, start, end) if self._at_start
                      else self._kind() == b"INSERT")

@@ -3,7 +3,9 @@
 ``restore_archive(archive, settings, force=...)`` (``itop-backup restore``):
 
 1. verifies the archive at the ``dump`` level (archive/inspect.py) and refuses a bad one
-   before any statement runs; finishes or undoes what killed restores left (``recover``);
+   before any statement runs; with an iTop root, refuses an archive taken from another iTop
+   version or other module versions than the code there (itop/modules.py), unless *force*;
+   finishes or undoes what killed restores left (``recover``);
 2. refuses a target database that has tables, unless *force*;
 3. loads ``itop-dump.sql`` from the archive into a uniquely named scratch database
    (database/load.py: streamed, checked line by line, as a temporary account) while the
@@ -22,6 +24,7 @@ routines or events is refused at the swap, target untouched.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +51,8 @@ from check_itop_backup.database.server import (
     target_tables,
 )
 from check_itop_backup.itop.instance import DatabaseSettings
+
+_log = logging.getLogger(__name__)
 
 
 class RestoreError(Exception):
@@ -96,6 +101,7 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
         raise RestoreError(f"{archive} does not verify, nothing was touched: {report.reason}")
     if report.container != "tar.gz":
         raise RestoreError(f"{archive} is a {report.container} archive: only .tar.gz archives are restored")
+    fit = _version_fit(archive, report.installation, itop_root, environment, force) if itop_root else []
     program = find_client_program(bindir)
     version = server_version(settings)
     cleaned, not_cleaned = recover(settings, itop_root)
@@ -124,7 +130,7 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
                 stack.enter_context(run_lock(settings, token))
                 done = load_in_place(archive, settings, existing, report.tables, token=token, program=program,
                                      version=version, files=files,
-                                     keep_dir=keep_dir or os.path.dirname(os.path.abspath(archive)),
+                                     keep_dir=keep_dir or os.path.dirname(os.path.abspath(str(archive))),
                                      config_path=config if os.path.isfile(config) else "")
                 loaded, swapped = done.load, done.swap
                 saved = f"; its previous content is in {done.saved}" if done.saved else ""
@@ -138,12 +144,37 @@ def restore_archive(archive: str, settings: DatabaseSettings, *, force: bool = F
     except FilesError as error:
         raise RestoreError(f"{error}: nothing was written, {settings.name} and {itop_root} are unchanged") \
             from None
-    warnings = cleaned + not_cleaned + list(report.warnings) + list(loaded.warnings)
+    warnings = fit + cleaned + not_cleaned + list(report.warnings) + list(loaded.warnings)
     if swapped.kept:
         warnings.append(f"{len(swapped.kept)} table(s) of {settings.name} not in the dump were left "
                         f"as they are: {', '.join(swapped.kept)}")
     warnings += [f"link member {name} was not restored" for name in skipped]
     return RestoreResult(archive, settings.name, loaded, swapped, placed, tuple(warnings), path)
+
+
+def _version_fit(archive: str, taken_from: Any, itop_root: str, environment: str, force: bool) -> list[str]:
+    """Compare the archive's iTop version and modules with the code in *itop_root*: raise
+    RestoreError naming the differences unless *force*; return warnings."""
+    from check_itop_backup.itop.modules import code_installation, differences
+
+    try:
+        code = code_installation(itop_root, environment)
+    except OSError as error:  # no iTop code there (a root holding only conf/ and data/): nothing to compare
+        _log.info("%s: the iTop version is unknown, not compared: %s", itop_root, error.strerror or error)
+        return []
+    if taken_from is None:
+        return [f"{os.path.basename(archive)} does not say which iTop it was taken from (no "
+                f"priv_module_install rows): not compared with {code.describe()} in {itop_root}"]
+    found = differences(taken_from, code)
+    if not found:
+        return []
+    shown = "; ".join(found[:10]) + (f"; and {len(found) - 10} more" if len(found) > 10 else "")
+    text = (f"{os.path.basename(archive)} was taken from {taken_from.describe()}, the code in {itop_root} "
+            f"is {code.describe()}: {shown}")
+    if not force:
+        raise RestoreError(f"{text}; nothing was touched: restoring it would leave a database not aligned "
+                           "with the code base (give --force to restore anyway, then run iTop's setup)")
+    return [f"{text} (restored anyway: --force; run iTop's setup)"]
 
 
 def _through_scratch(archive: str, settings: DatabaseSettings, existing: list[str] | None, *, token: str,

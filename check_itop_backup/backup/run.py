@@ -10,7 +10,8 @@ Members, in the order archive/layout.py declares: ``config-itop.php``, ``delta.x
 ``<env>-modules/``, extra files at their iTop-relative paths, the manifest, ``itop-dump.sql``
 (last, as iTop writes it).
 
-The manifest (JSON: tables, row counts, the dump's size and SHA-256) is the ``comment``
+The manifest (JSON: tables, their row counts and the bytes of their INSERT statements, counted
+as the dump streams past; the dump's size and SHA-256) is the ``comment``
 record of a PAX global header, not a file member: iTop's restore moves every file it does
 not know to ``<itop-root>/<name>`` (a ``manifest.json`` member became a web-served file),
 while its tar reader skips PAX headers (Archive_Tar's ``_extractList``) and GNU tar,
@@ -35,6 +36,7 @@ from datetime import datetime, timezone, tzinfo
 
 from check_itop_backup import __version__, deadline
 from check_itop_backup.archive import codec
+from check_itop_backup.archive.dumpscan import TableCounter
 from check_itop_backup.archive.layout import (
     CONFIG_MEMBER,
     DELTA_MEMBER,
@@ -44,6 +46,7 @@ from check_itop_backup.archive.layout import (
     modules_member,
     modules_path,
 )
+from check_itop_backup.archive.portability import PortableFilter
 from check_itop_backup.archive.writer import PAX_GLOBAL_TYPE, TarGzWriter, needs_own_restore, pax_record
 from check_itop_backup.database.dump import dump_command, find_dump_program, finish_dump, start_dump
 from check_itop_backup.database.server import DatabaseError, ServerFacts, preflight
@@ -80,6 +83,7 @@ class BackupJob:
     wait: bool = False
     timezone: tzinfo | None = None  # iTop names archives in its config's timezone (None: local time)
     database_only: bool = False  # meant without config-itop.php: no warning (restore's saved copy)
+    portable: bool = False  # a dump other servers and clients load (archive/portability.py)
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,8 @@ def run_backup(job: BackupJob, progress: Callable[[int], None] | None = None, *,
             members = members_of(job)
         except OSError as error:
             raise BackupError(f"cannot read {error.filename}: {error.strerror}") from None
-        plan = Plan(archive, dump_command(program, "--defaults-extra-file=<pipe>", job.database, facts),
+        plan = Plan(archive, dump_command(program, "--defaults-extra-file=<pipe>", job.database, facts,
+                                          job.portable),
                     tuple(m.name for m in members) + (MANIFEST_LABEL, DUMP_MEMBER), facts)
         if dry_run:
             return BackupResult(plan, 0, 0, time.time() - started)
@@ -334,12 +339,28 @@ def _fill(output, job: BackupJob, facts: ServerFacts, program: str, members: lis
             else:
                 writer.add_file(member.name, member.source)
         manifest = _manifest(job, facts, _utc_now())
-        placeholder = _manifest_bytes(manifest, size=10**20 - 1, sha256="0" * 64, finished=_utc_now())
+        widest = {table.name: 10**20 - 1 for table in facts.tables}
+        placeholder = _manifest_bytes(manifest, size=10**20 - 1, sha256="0" * 64, finished=_utc_now(),
+                                      table_bytes=widest)
         reservation = writer.reserve_member(PAX_GLOBAL_NAME, len(pax_record("comment", placeholder)))
-        dump = start_dump(program, job.database, facts)
+        dump = start_dump(program, job.database, facts, job.portable)
         _log.info("dumping with: %s", " ".join(dump.command))
         try:
-            summary = writer.add_stream(DUMP_MEMBER, dump.pipe.read, progress)
+            counter = TableCounter(rows=False)
+            portable = PortableFilter() if job.portable else None
+
+            def read(size: int) -> bytes:
+                chunk = dump.pipe.read(size)
+                while portable is not None:  # b"" ends the member: read on while the filter holds all
+                    filtered = portable.feed(chunk) if chunk else portable.finish()
+                    if filtered or not chunk:
+                        chunk = filtered
+                        break
+                    chunk = dump.pipe.read(size)
+                counter.write(chunk, 0, len(chunk))
+                return chunk
+
+            summary = writer.add_stream(DUMP_MEMBER, read, progress)
             warnings = finish_dump(dump, summary.tail)
         except BaseException:
             dump.kill()
@@ -347,7 +368,7 @@ def _fill(output, job: BackupJob, facts: ServerFacts, program: str, members: lis
         if needs_own_restore(summary.size):
             _log.warning("the dump is %d bytes (64 GiB or more): iTop's own restore cannot read this "
                          "archive; restore it with itop-backup", summary.size)
-        data = _manifest_bytes(manifest, summary.size, summary.sha256, _utc_now())
+        data = _manifest_bytes(manifest, summary.size, summary.sha256, _utc_now(), counter.sizes)
         writer.fill(reservation, PAX_GLOBAL_NAME, pax_record("comment", data.ljust(len(placeholder))),
                     PAX_GLOBAL_TYPE)
         writer.close()
@@ -380,8 +401,13 @@ def _manifest(job: BackupJob, facts: ServerFacts, started: str) -> dict:
     }
 
 
-def _manifest_bytes(manifest: dict, size: int, sha256: str, finished: str) -> bytes:
-    filled = dict(manifest, finished=finished, dump=dict(manifest["dump"], size=size, sha256=sha256))
+def _manifest_bytes(manifest: dict, size: int, sha256: str, finished: str,
+                    table_bytes: dict[str, int]) -> bytes:
+    """The manifest filled in; each table gets the bytes of its INSERT statements (0: none)."""
+    tables = [dict(table, bytes=table_bytes.get(table["name"], 0)) if table["type"] != "VIEW" else table
+              for table in manifest["tables"]]
+    filled = dict(manifest, tables=tables, finished=finished,
+                  dump=dict(manifest["dump"], size=size, sha256=sha256))
     return json.dumps(filled, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
 
 

@@ -232,6 +232,46 @@ class VerificationWarningsContext(Limits):
         return f"{_name(resource.selection.judged.path)}: {'; '.join(resource.verification.warnings)}"
 
 
+class TableRowsContext(nagiosplugin.Context):
+    """``rows_<table>``: a ``--table-shrink`` table's rows against the median of the previous
+    verified archives (tabledrift.py): WARNING when it shrank by more than
+    ``--table-shrink-warning`` (5 %), CRITICAL by more than ``--table-shrink-critical`` (20 %) or
+    when it vanished from the dump. Perfdata for each."""
+
+    def __init__(self) -> None:
+        super().__init__("table_rows", result_cls=Finding)
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        limits = resource.verifier.settings
+        drift = resource.drift[metric.name]
+        if not drift.vanished and (drift.change is None or drift.change >= -limits.shrink_warning):
+            return self.result_cls(Ok, None, metric)
+        name = _name(resource.selection.judged.path)
+        baseline = (f"median {drift.baseline:g} rows of the last {drift.samples} verified "
+                    f"archive{'s' * (drift.samples != 1)}")
+        if drift.vanished:
+            return self.result_cls(Critical, f"{name}: table {drift.table} vanished from the dump "
+                                             f"({baseline})", metric)
+        state = Critical if drift.change < -limits.shrink_critical else Warn
+        return self.result_cls(state, f"{name}: table {drift.table} has {drift.rows} rows, "
+                                      f"{drift.change:+.0f}% vs {baseline}", metric)
+
+    def performance(self, metric: nagiosplugin.Metric, resource: object) -> Performance:
+        return Performance(metric.name, metric.value, "", None, None, 0, None)
+
+
+class PortabilityContext(nagiosplugin.Context):
+    """``portability_<kind>`` (``--portable``): what keeps the dump from loading into another
+    server or client (archive/portability.py): WARNING, one sentence each, naming who refuses it."""
+
+    def __init__(self) -> None:
+        super().__init__("portability", result_cls=Finding)
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: object) -> nagiosplugin.Result:
+        return self.result_cls(Warn, f"{_name(resource.selection.judged.path)}: "
+                                     f"{resource.portability[metric.name]}", metric)
+
+
 class ReportContext(nagiosplugin.ScalarContext):
     """Perfdata only (baseline, size_z, history): always OK, no thresholds."""
 
@@ -267,6 +307,8 @@ class ItopBackupSummary(nagiosplugin.Summary):
         if resource.verification is not None:
             verified = datetime.fromtimestamp(resource.verification.verified_at, self.settings.timezone)
             text += f", {resource.verification.reached} level verified {describe_slot(verified)}"
+        if resource.offsite is not None and "offsite_lag" in results:
+            text += f", copied to {resource.offsite.copy_url}"
         return self._with_progress(results, text)
 
     def problem(self, results: nagiosplugin.Results) -> str:
@@ -281,6 +323,9 @@ class ItopBackupSummary(nagiosplugin.Summary):
             if name == "missing" and self.resource.selection.in_progress is not None:
                 text = f"{self._writing(results)}; {text}"
             texts.append(text)
+        if all(r.metric is not None and r.metric.name == "offsite_error" for r in ranked) \
+                and self.resource.selection.judged is not None:
+            texts.append(self.ok(results))  # the store could not be asked: the local verdict stands
         return self._with_progress(results, "; ".join(texts))
 
     def verbose(self, results: nagiosplugin.Results) -> list[str]:
@@ -297,6 +342,18 @@ class ItopBackupSummary(nagiosplugin.Summary):
         ]
         if selection.judged:
             lines.append(f"judged: {selection.judged.path}")
+        if self.resource.scheduler is not None:
+            lines.append(self.resource.scheduler.describe())
+        verification = self.resource.verification
+        if verification is not None and verification.installation:
+            from check_itop_backup.itop.modules import Installation
+
+            installation = Installation(**verification.installation)
+            lines.append(f"taken from {installation.describe(len(installation.modules))}")
+        for drift in verification.drift if verification is not None else ():
+            rows = "vanished" if drift.vanished else f"{drift.rows} rows"
+            against = f", median {drift.baseline:g} of {drift.samples}" if drift.samples else ""
+            lines.append(f"table {drift.table}: {rows}{against}")
         return lines
 
     def _writing(self, results: nagiosplugin.Results) -> str:
@@ -307,7 +364,10 @@ class ItopBackupSummary(nagiosplugin.Summary):
 
     def _with_progress(self, results: nagiosplugin.Results, text: str) -> str:
         """Put the note about what is being written first when it is no problem (a problem's line
-        already says it)."""
+        already says it); say last that iTop's scheduler could not be read (``--itop-cron``)."""
+        scheduler = getattr(self.resource, "scheduler", None)
+        if scheduler is not None and scheduler.error:
+            text += f"; iTop's scheduler UNKNOWN: {scheduler.error}"
         selection = self.resource.selection
         if (selection is None or selection.in_progress is None or "overdue" in results
                 or results["missing"].state != Ok):

@@ -8,9 +8,13 @@ killed restores left in the iTop root and could not be cleaned, recovery.py), ``
 ``size`` (B), ``world_readable`` (1/0), ``size_change`` (% against the baseline),
 ``baseline`` (B), ``size_z``, ``history`` (archives known), and when configured
 ``size_reduction`` (% smaller than the previous archive, iTop's rule), ``retention_missing``
-(retained archives not found), ``verified`` (1/0) and ``verification_warnings``
-(verification.py, which caches its results in the history). What the texts need besides the
-numbers (the selection, the trend, the file mode...) stays on the resource as attributes.
+(retained archives not found), ``verified`` (1/0), ``verification_warnings``
+(verification.py, which caches its results in the history; with ``--verify restore`` the newest
+test restore of the series is kept as ``restore_test`` for the Prometheus and Checkmk formats),
+``rows_<table>`` for each ``--table-shrink`` table (tabledrift.py), with ``--itop-cron``
+iTop's scheduler's (cron.py) and with ``--offsite`` the copy's (offsite.py). What the texts
+need besides the numbers (the selection, the trend, the file mode...) stays on the resource as
+attributes.
 Otherwise it only reads the history; the verdict is written back in one transaction once
 known (``record_verdict``). It raises ``CheckError`` only when it cannot tell.
 """
@@ -38,7 +42,7 @@ from check_itop_backup.check.finder import (
 from check_itop_backup.check.settings import CheckSettings
 from check_itop_backup.check.trend import SizeTrend, change_from, size_trend
 from check_itop_backup.check.verification import Verification, Verifier
-from check_itop_backup.history import History, HistoryError
+from check_itop_backup.history import History, HistoryError, VerificationRecord
 from check_itop_backup.itop.naming import TOKEN
 
 log = logging.getLogger(__name__)
@@ -54,10 +58,13 @@ class Learning:
 class ItopBackup(nagiosplugin.Resource):
     """The newest backup archive of one iTop instance."""
 
-    def __init__(self, settings: CheckSettings, history: History, verifier: Verifier | None = None) -> None:
+    def __init__(self, settings: CheckSettings, history: History, verifier: Verifier | None = None,
+                 offsite: object | None = None, scheduler: object | None = None) -> None:
         self.settings = settings
+        self.offsite = offsite  # check/offsite.py's OffsiteProbe with --offsite
         self.history = history
         self.verifier = verifier
+        self.scheduler = scheduler  # cron.py's SchedulerCheck with --itop-cron
         self.selection: Selection | None = None
         self.leftovers: list[str] = []  # what killed restores left and could not be cleaned
         self.mode: int | None = None  # the judged archive's mode when world-readable
@@ -66,6 +73,9 @@ class ItopBackup(nagiosplugin.Resource):
         self.previous: str | None = None  # the archive size_reduction compares with
         self.retention: tuple[int, int] | None = None  # archives found, archives expected
         self.verification: Verification | None = None
+        self.restore_test: VerificationRecord | None = None  # with --verify restore: the newest test restore
+        self.drift: dict[str, object] = {}  # metric name (rows_<table>) -> TableDrift
+        self.portability: dict[str, str] = {}  # metric name (portability_<kind>) -> its sentence
 
     @property
     def name(self) -> str:
@@ -95,6 +105,8 @@ class ItopBackup(nagiosplugin.Resource):
             with deadline.current.stage(f"looking for what killed restores left in {root}"):
                 self.leftovers = self._leftovers(root)
             yield nagiosplugin.Metric("leftovers", len(self.leftovers), min=0)
+        if self.scheduler is not None:
+            yield from self.scheduler.metrics(settings)
         judged = self.selection.judged
         if judged is None:
             return
@@ -109,14 +121,30 @@ class ItopBackup(nagiosplugin.Resource):
             except HistoryError as error:
                 raise nagiosplugin.CheckError(str(error)) from None
         if self.verifier is not None:
+            restore = self.verifier.settings.level == "restore"
             try:
+                if restore:  # the one before this run's, should this run's not finish
+                    self.restore_test = self.history.latest_verification(self.series, "restore")
                 verification = self.verifier.verify(judged, self.series, self.history,
                                                     settings.now.timestamp())
+                if restore and verification.level == "restore":
+                    self.restore_test = self.history.latest_verification(self.series, "restore")
             except (HistoryError, OSError) as error:
                 raise nagiosplugin.CheckError(f"cannot verify {judged.path}: {error}") from None
             self.verification = verification
             yield nagiosplugin.Metric("verified", int(verification.state != "critical"), min=0, max=1)
             yield nagiosplugin.Metric("verification_warnings", len(verification.warnings), min=0)
+            for drift in verification.drift:
+                name = f"rows_{drift.table}"
+                self.drift[name] = drift
+                yield nagiosplugin.Metric(name, drift.rows or 0, min=0, context="table_rows")
+            if self.verifier.settings.portable:
+                for kind, sentence in verification.portability:
+                    self.portability[f"portability_{kind}"] = sentence
+                    yield nagiosplugin.Metric(f"portability_{kind}", 1, context="portability")
+        if self.offsite is not None:
+            yield from self.offsite.metrics(judged, settings.pattern, settings.now.timestamp(), self.history,
+                                            self.series, verify=self.verifier is not None)
 
     def _archive_metrics(self, selection: Selection) -> Iterator[nagiosplugin.Metric]:
         """``missing``: 1 when the due backup has no archive (what is being written is never
@@ -203,11 +231,14 @@ class _Unjudged:
 CAUSES = {"missing": "archive", "overdue": "archive", "world_readable": "exposure",
           "size_change": "trend", "retention_missing": "retention", "verified": "verification",
           "verification_warnings": "verification"}
-ARCHIVE_QUALITY = {"size", "trend", "size_reduction", "verification"}  # causes about the archive itself
+# causes about the archive itself
+ARCHIVE_QUALITY = {"size", "trend", "size_reduction", "verification", "tables"}
 
 
 def cause(metric: nagiosplugin.Metric) -> str:
     """What the history records as the cause of a result about *metric*."""
+    if metric.context in ("table_rows", "itop_cron", "portability"):
+        return {"table_rows": "tables", "itop_cron": "scheduler"}.get(metric.context, "portability")
     return CAUSES.get(metric.name, metric.name)
 
 

@@ -24,7 +24,7 @@ from check_itop_backup.units import parse_duration, parse_percent, parse_size
 log = logging.getLogger(__name__)
 
 # Param-file keys the probe reads; other tools' keys it knows and ignores.
-PROBE_PARAMS = ("backup_file", "check_size_min", "check_size_reduction_max")
+PROBE_PARAMS = ("backup_file", "check_size_min", "check_size_reduction_max", "offsite")
 TICKET_PARAMS = ("itop_backup_incident", "check_ticket_login", "check_ticket_pwd",
                  "check_ticket_title", "check_ticket_customer", "check_ticket_service",
                  "check_ticket_service_subcategory", "check_ticket_workgroup",

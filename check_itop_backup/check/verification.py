@@ -5,8 +5,10 @@ judged archive at most once per archive identity (path, size, mtime, inode): the
 cached in the history's ``verifications`` table, and reused until ``--verify-every`` has
 passed (never, by default). Only a finished verification is stored: a timeout raises
 ``StageTimeoutError`` before anything is written. It then compares the archive's table set
-with the previous verified archive of the series (a vanished table is a warning) and,
-with ``--compare-live-db``, with the live database of the iTop instance (itop/instance.py).
+with the previous verified archive of the series (a vanished table is a warning), the rows
+of the ``--table-shrink`` tables with the median of the previous verified archives
+(tabledrift.py) and, with ``--compare-live-db``, with the live database of the iTop instance
+(itop/instance.py).
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ LEVELS = ("stat", "archive", "dump", "restore")
 class VerifySettings(SimpleNamespace):
     """By keyword: ``level`` (one of LEVELS), ``every`` (seconds between re-verifications of one
     archive, None for once), ``compare_live_db`` (bool), ``database`` (the instance's
-    DatabaseSettings: the live database, and the server of test restores) and ``restore_every``
+    DatabaseSettings: the live database, and the server of test restores), ``restore_every``
     (seconds between test restores of a series with ``--verify restore``; archives in between are
-    verified at ``dump`` level)."""
+    verified at ``dump`` level), ``watched`` (the tables whose rows are compared with the median
+    of ``baseline_count`` previous verified archives), ``shrink_warning``/``shrink_critical``
+    (how many percent fewer rows than that median are a WARNING, a CRITICAL), ``portable``
+    (report what keeps the dump from loading elsewhere)."""
 
 
 def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
@@ -43,18 +48,35 @@ def verify_settings(args: object, instance: ItopInstance) -> VerifySettings:
         every = parse_duration(args.verify_every)
     if args.compare_live_db and args.verify != "dump":
         raise ValueError("--compare-live-db needs --verify dump")
+    if args.portable and args.verify not in ("dump", "restore"):
+        raise ValueError("--portable needs --verify dump (the lint reads the dump)")
+    if args.table_shrink_critical < args.table_shrink_warning:
+        raise ValueError("--table-shrink-critical must be at least --table-shrink-warning")
     if args.compare_live_db and not instance.database.name:
         raise ValueError("--compare-live-db needs --itop-config or --db-name (the live database)")
+    watched = ()
+    if args.verify in ("dump", "restore"):  # the stat-level probe imports nothing more
+        from check_itop_backup.check.tabledrift import watched_tables
+
+        watched = tuple(watched_tables(args.table_shrink, instance.database.subname))
     return VerifySettings(level=args.verify, every=every, compare_live_db=args.compare_live_db,
-                          database=instance.database, restore_every=parse_duration(args.restore_every))
+                          database=instance.database, restore_every=parse_duration(args.restore_every),
+                          watched=watched, baseline_count=args.baseline_count, portable=args.portable,
+                          shrink_warning=args.table_shrink_warning,
+                          shrink_critical=args.table_shrink_critical)
 
 
 class Verification(namedtuple("Verification", "level reached state reason verified_at cached tables "
-                                               "findings previous", defaults=((), None))):
+                                               "findings previous stats installation drift portability",
+                               defaults=((), None, None, None, (), ()))):
     """The judged archive's verification as the probe reports it.
 
     ``state``/``reason`` are the archive's own result; ``findings`` are warnings from comparing
     its ``tables`` (vanished since ``previous``, or missing against the live database).
+    ``stats`` are its tables' ``[rows, bytes]`` (those holding rows; None when not counted),
+    ``installation`` iTop's version and modules
+    (``{"version", "modules"}``, None when unknown), ``drift`` the watched tables' TableDrift,
+    ``portability`` the dump's ``[kind, sentence]`` findings (archive/portability.py).
     A named tuple, not a dataclass: this module is on the probe's start-up path.
     """
 
@@ -99,11 +121,21 @@ class Verifier:
             result = self._verify_now(archive, series, history, now, level)
         if result.state == "critical" or level != "dump":
             return result
-        previous = history.previous_verification(series, archive.mtime, "dump")
+        earlier = history.previous_verifications(series, archive.mtime, "dump",
+                                                 max(1, self.settings.baseline_count))
+        previous = earlier[0] if earlier else None
         findings = _vanished(result.tables, previous)
         if self.settings.compare_live_db:
             findings += _missing_from_dump(result.tables, self.settings.database)
-        return result._replace(findings=tuple(findings), previous=previous.path if previous else None)
+        drift = ()
+        if self.settings.watched and result.stats is not None:  # not counted before this version
+            from check_itop_backup.check.tabledrift import table_counts, table_drift
+
+            current = table_counts({"tables": result.tables, "table_stats": result.stats})
+            drift = tuple(table_drift(current, [table_counts(_details(record)) for record in earlier],
+                                      list(self.settings.watched)))
+        return result._replace(findings=tuple(findings), previous=previous.path if previous else None,
+                               drift=drift)
 
     def _verify_now(self, archive: object, series: str, history: History, now: float,
                     level: str) -> Verification:
@@ -113,14 +145,17 @@ class Verifier:
             else verify_archive(archive.path, level)
         log.info("%s: verified to %s level in %.1fs: %s", archive.path, report.reached,
                  report.seconds, report.reason)
+        details = report.details()
         with deadline.current.stage(f"writing the verification to the history {history.path}"), \
                 history.transaction():
             record = history.record_archive(series, archive.path, archive.size, archive.mtime,
                                             archive.inode, now)
             history.record_verification(record.id, report.level, report.state, report.reason,
-                                        json.dumps(report.details()), now)
+                                        json.dumps(details), now)
         return Verification(level=report.level, reached=report.reached, state=report.state,
-                            reason=report.reason, verified_at=now, cached=False, tables=report.tables)
+                            reason=report.reason, verified_at=now, cached=False, tables=report.tables,
+                            stats=details.get("table_stats"), installation=details.get("itop"),
+                            portability=tuple(map(tuple, details.get("portability") or ())))
 
 
 def _test_restore(path: str, database: DatabaseSettings):
@@ -134,11 +169,18 @@ def _test_restore(path: str, database: DatabaseSettings):
         raise OSError(f"test restore impossible: {error}") from None
 
 
-def _from_record(record: VerificationRecord, cached: bool) -> Verification:
+def _details(record: VerificationRecord) -> dict:
     details = json.loads(record.details or "{}")
+    return details if isinstance(details, dict) else {}
+
+
+def _from_record(record: VerificationRecord, cached: bool) -> Verification:
+    details = _details(record)
     return Verification(level=record.level, reached=details.get("reached", record.level),
                         state=record.state, reason=record.message, verified_at=record.verified_at,
-                        cached=cached, tables=tuple(details.get("tables", ())))
+                        cached=cached, tables=tuple(details.get("tables", ())),
+                        stats=details.get("table_stats"), installation=details.get("itop"),
+                        portability=tuple(map(tuple, details.get("portability") or ())))
 
 
 def _vanished(tables: tuple[str, ...], previous: VerificationRecord | None) -> list[str]:

@@ -24,11 +24,13 @@ from check_itop_backup.check.contexts import (
     LeftoversContext,
     MissingContext,
     OverdueContext,
+    PortabilityContext,
     ReductionContext,
     ReportContext,
     RetentionContext,
     SizeChangeContext,
     SizeContext,
+    TableRowsContext,
     VerificationWarningsContext,
     VerifiedContext,
     describe_slot,
@@ -39,10 +41,12 @@ from check_itop_backup.check.verification import Verifier, verify_settings
 from check_itop_backup.cli.answer import json_text, nagios_text, status_line
 from check_itop_backup.cli.closedpipe import quiet_when_stdout_closes, stdout_gone
 from check_itop_backup.cli.options import (
+    DEFAULT_RESTORE_EVERY,
     add_options,
     add_ticket_arguments,
     add_timeout_option,
     add_verify_arguments,
+    instance_label,
     instance_request,
     positive_int,
 )
@@ -76,6 +80,8 @@ Perfdata: age (s, since the archive was last written), size (B), size_change
 
 
 RANGE = "RANGE"  # the metavar of every option taking a Nagios range
+FORMATS = ("nagios", "json", "prometheus", "checkmk")
+MACHINE_FORMATS = ("prometheus", "checkmk")  # built from the Outcome (cli/outcome.py)
 
 
 def takes_range(action: argparse.Action) -> bool:
@@ -98,7 +104,7 @@ class UnknownExitParser(argparse.ArgumentParser):
     takes for an option: such a pair is joined into ``--warning-change=-30:100`` first.
     """
 
-    wants_json = False  # set by check_main from the raw arguments: errors come before parsing ends
+    wanted_format = "nagios"  # set by check_main from the raw arguments: errors come before parsing ends
 
     def parse_known_args(self, args: Sequence[str] | None = None,
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -116,8 +122,8 @@ class UnknownExitParser(argparse.ArgumentParser):
         return joined
 
     def error(self, message: str) -> None:
-        if self.wants_json:  # Zabbix reads stdout only: one JSON object, exit 0
-            sys.exit(_unknown(argparse.Namespace(format="json"), f"bad arguments: {message}"))
+        if self.wanted_format != "nagios":  # Zabbix, Prometheus, Checkmk read stdout only: exit 0
+            sys.exit(_unknown(argparse.Namespace(format=self.wanted_format), f"bad arguments: {message}"))
         print(f"{PLUGIN} UNKNOWN - bad arguments: {message}")
         print(self.format_usage().strip())
         sys.exit(UNKNOWN)
@@ -171,12 +177,40 @@ def build_check_parser() -> argparse.ArgumentParser:
                             "(default %(default)s)")
     add_ticket_arguments(parser)
     add_verify_arguments(parser)
-    server = parser.add_argument_group("database server (--verify restore, --compare-live-db)")
+    offsite = parser.add_argument_group(
+        "copies in object storage",
+        "Judge the copy of the archive in S3-compatible storage too (listing and HEAD requests only): "
+        "WARNING when it has none after --offsite-grace, CRITICAL after --critical-age, CRITICAL when "
+        "its size or dump SHA-256 differ; a store that cannot be asked is UNKNOWN for this part only. "
+        "Perfdata: offsite_age, offsite_size, offsite_lag.")
+    add_options(offsite, "offsite", "s3_endpoint_url", "s3_profile")
+    offsite.add_argument("--offsite-grace", metavar="DURATION", default="1h",
+                         help="how long after the archive its copy must exist (default %(default)s)")
+    offsite.add_argument("--offsite-verify-every", metavar="DURATION",
+                         help="with --verify dump (or restore): also verify the copy, streamed from the "
+                              "store, at dump level this often, e.g. 7d (default: never)")
+    cron = parser.add_argument_group("iTop's scheduler")
+    cron.add_argument("--itop-cron", action="store_true",
+                      help="also judge iTop's scheduled backup, the BackupExec task of cron.php, from its "
+                           "row of priv_backgroundtask in the database of --itop-config (dates in iTop's "
+                           "timezone): CRITICAL when cron.php has not run since the task was due "
+                           "(--grace), when the backup has been running longer than its longest run + "
+                           "--grace, or when cron.php never ran; WARNING when scheduled backups are "
+                           "disabled ('enabled' => false). Perfdata cron_lag (s), backup_task_duration (s). "
+                           "The account needs only SELECT on that table (GRANT SELECT ON "
+                           "itop.priv_backgroundtask TO ...); an unreachable database is UNKNOWN for "
+                           "this result only, the archive's verdict stands")
+    server = parser.add_argument_group("database server (--verify restore, --compare-live-db, --itop-cron)")
     add_options(server, "db_port", "db_user", "db_password_file", "db_option_file")
     run = parser.add_argument_group("output and run")
-    run.add_argument("--format", choices=("nagios", "json"), default="nagios",
+    run.add_argument("--format", choices=FORMATS, default="nagios",
                      help="nagios: status line and perfdata, exit 0-3 (default); json: one JSON "
-                          "object, exit 0 whatever the state (for Zabbix)")
+                          "object (for Zabbix); prometheus: Prometheus text exposition; checkmk: "
+                          "Checkmk local-check lines; all but nagios exit 0 whatever the state")
+    run.add_argument("--prometheus-textfile", metavar="PATH",
+                     help="also write the Prometheus metrics to PATH atomically, for node_exporter's "
+                          "textfile collector (PATH ends in .prom); the answer is printed as usual")
+    add_options(run, "instance")
     run.add_argument("--print-expected", action="store_true",
                      help="print the resolved pattern, schedule slot and expected name, then exit")
     run.add_argument("--discover", metavar="DIR",
@@ -203,6 +237,19 @@ class ItopBackupCheck(nagiosplugin.Check):
         self.actions = actions or []
         self.action_lines: list[str] = []
 
+    @property
+    def state(self) -> nagiosplugin.state.ServiceState:
+        state = super().state
+        if "offsite_error" in self.results:  # UNKNOWN for that part only: the local results stand
+            from check_itop_backup.check.offsite import weighed_state
+
+            return weighed_state(self.results)
+        return state
+
+    @property
+    def exitcode(self) -> int:
+        return int(self.state)
+
     def __call__(self) -> None:
         super().__call__()
         record_verdict(self)
@@ -215,16 +262,30 @@ class ItopBackupCheck(nagiosplugin.Check):
                 log.warning("%s failed: %s", getattr(action, "__name__", "action"), error)
 
 
-def build_check(settings: CheckSettings, history: History,
-                tickets: TicketSettings | None = None, verifier: Verifier | None = None) -> ItopBackupCheck:
+def build_check(settings: CheckSettings, history: History, tickets: TicketSettings | None = None,
+                verifier: Verifier | None = None, offsite: object | None = None,
+                scheduler: object | None = None) -> ItopBackupCheck:
     """The check; with *tickets*, its follow-up action opens and updates iTop Incidents; with
-    *verifier*, the judged archive is verified (``--verify``)."""
+    *verifier*, the judged archive is verified (``--verify``); with *offsite* (OffsiteSettings),
+    its copy in object storage is judged too; with *scheduler* (check/cron.py's SchedulerCheck),
+    iTop's BackupExec task is judged (``--itop-cron``)."""
     actions = []
     if tickets is not None:
         from check_itop_backup.tickets.episode import check_action  # only when tickets are configured
 
         actions.append(check_action(tickets))
-    resource = ItopBackup(settings, history, verifier)
+    extra = []
+    probe = None
+    if offsite is not None:
+        from check_itop_backup.check.offsite import OffsiteProbe, offsite_contexts  # only with --offsite
+
+        probe = OffsiteProbe(offsite)
+        extra = offsite_contexts(probe, settings.warning_age, settings.critical_age)
+    if scheduler is not None:
+        from check_itop_backup.check.cron import SchedulerContext
+
+        extra.append(SchedulerContext(settings))
+    resource = ItopBackup(settings, history, verifier, probe, scheduler)
     return ItopBackupCheck(
         resource,
         MissingContext(settings),
@@ -238,7 +299,10 @@ def build_check(settings: CheckSettings, history: History,
         LeftoversContext(),
         VerifiedContext(),
         VerificationWarningsContext(),
+        TableRowsContext(),
+        PortabilityContext(),
         ReportContext(),
+        *extra,
         ItopBackupSummary(resource),
         actions=actions,
     )
@@ -274,12 +338,20 @@ def _capture_logs(verbose: int) -> io.StringIO:
     return stream
 
 
-def _answer(check: ItopBackupCheck, args: argparse.Namespace, logs: io.StringIO) -> str:
+def _answer(check: ItopBackupCheck, args: argparse.Namespace, logs: io.StringIO,
+            settings: CheckSettings) -> str:
     """The finished check's answer in the format asked; the JSON metrics are the numbers of the
-    metrics that write perfdata."""
+    metrics that write perfdata. With ``--prometheus-textfile`` the textfile is written too."""
+    if args.format in MACHINE_FORMATS or args.prometheus_textfile:
+        from check_itop_backup.cli.outcome import machine_answer, outcome_of, write_textfile
+
+        outcome = outcome_of(check, instance_label(args, settings.instance.database.name))
+        problem = write_textfile(args.prometheus_textfile, outcome)
+        if args.format in MACHINE_FORMATS:
+            return machine_answer(args.format, outcome) + problem
+        return _nagios_answer(check, args, logs) + problem
     if args.format == "nagios":
-        return nagios_text(status_line(PLUGIN, str(check.state), check.summary_str.strip()), check.perfdata,
-                           check.verbose_str or [], check.action_lines, logs.getvalue(), args.verbose)
+        return _nagios_answer(check, args, logs)
     resource = check.resources[0]
     selection, verification = resource.selection, resource.verification
     measured = (result.metric for result in check.results.results)  # in the order they were measured
@@ -291,10 +363,16 @@ def _answer(check: ItopBackupCheck, args: argparse.Namespace, logs: io.StringIO)
                      verification=str(verification) if verification else None, actions=check.action_lines)
 
 
+def _nagios_answer(check: ItopBackupCheck, args: argparse.Namespace, logs: io.StringIO) -> str:
+    return nagios_text(status_line(PLUGIN, str(check.state), check.summary_str.strip()), check.perfdata,
+                       check.verbose_str or [], check.action_lines, logs.getvalue(), args.verbose)
+
+
 def _run(args: argparse.Namespace, logs: io.StringIO) -> int:
     with deadline.current.stage("reading the configuration"):
         settings = check_settings(args, resolve_instance(instance_request(args)))
         verifier = _verifier(args, settings)
+        offsite = _offsite(args, settings)
     if args.print_expected:
         print_expected(settings)
         return 0
@@ -303,12 +381,12 @@ def _run(args: argparse.Namespace, logs: io.StringIO) -> int:
     try:
         module = settings.instance.module or None  # itop_backup_incident
         tickets = ticket_settings(args, settings.params, itop_backup_module=module)
-        check = build_check(settings, history, tickets, verifier)
+        check = build_check(settings, history, tickets, verifier, offsite, _scheduler(args, settings))
         check()
     finally:
         history.close()
-    print(_answer(check, args, logs), end="")
-    return 0 if args.format == "json" else check.exitcode
+    print(_answer(check, args, logs, settings), end="")
+    return check.exitcode if args.format == "nagios" else 0
 
 
 def _verifier(args: argparse.Namespace, settings: CheckSettings) -> Verifier | None:
@@ -320,6 +398,38 @@ def _verifier(args: argparse.Namespace, settings: CheckSettings) -> Verifier | N
     return Verifier(verify) if verify.level != "stat" else None
 
 
+def _offsite(args: argparse.Namespace, settings: CheckSettings):
+    """The OffsiteSettings of ``--offsite`` (or the param files' ``offsite``), else None."""
+    from check_itop_backup.cli.options import offsite_url, store_settings
+    from check_itop_backup.units import parse_duration
+
+    try:
+        url = offsite_url(args, settings.params)
+        grace = parse_duration(args.offsite_grace)
+        every = parse_duration(args.offsite_verify_every) if args.offsite_verify_every else None
+    except ValueError as error:
+        raise ConfigError(f"offsite: {error}") from None
+    if every is not None and (url is None or args.verify not in ("dump", "restore")):
+        raise ConfigError("--offsite-verify-every needs --offsite and --verify dump (or restore)")
+    if url is None:
+        return None
+    from check_itop_backup.check.offsite import OffsiteSettings
+    from check_itop_backup.offsite.location import Location
+
+    return OffsiteSettings(Location.parse(url), store_settings(args), grace, every)
+
+
+def _scheduler(args: argparse.Namespace, settings: CheckSettings) -> object | None:
+    """check/cron.py's SchedulerCheck with ``--itop-cron``, else None; raise ConfigError."""
+    if not args.itop_cron:
+        return None
+    if not settings.instance.database.name:
+        raise ConfigError("--itop-cron needs --itop-config or --db-name (the iTop database)")
+    from check_itop_backup.check.cron import SchedulerCheck, backups_enabled
+
+    return SchedulerCheck(settings.instance.database, backups_enabled(settings.instance.module))
+
+
 def _unknown(args: argparse.Namespace, message: str) -> int:
     text, status = _unknown_answer(args, message)
     print(text, end="")
@@ -327,10 +437,32 @@ def _unknown(args: argparse.Namespace, message: str) -> int:
 
 
 def _unknown_answer(args: argparse.Namespace, message: str) -> tuple[str, int]:
-    """The UNKNOWN output (one line) and exit status for *message*, in the format asked."""
+    """The UNKNOWN output (one line; two Checkmk lines with ``--verify restore``) and exit status
+    for *message*, in the format asked; ``--prometheus-textfile`` gets state 3 too."""
     if args.format == "json":
         return json_text("unknown", UNKNOWN, message), 0
-    return status_line(PLUGIN, "unknown", message) + "\n", UNKNOWN
+    textfile = getattr(args, "prometheus_textfile", None)
+    if args.format == "nagios" and not textfile:
+        return status_line(PLUGIN, "unknown", message) + "\n", UNKNOWN
+    from check_itop_backup.cli.outcome import machine_answer, unknown_outcome, write_textfile
+
+    outcome = unknown_outcome(instance_label(args), message, _restore_every(args))
+    problem = write_textfile(textfile, outcome)
+    if args.format == "nagios":
+        return status_line(PLUGIN, "unknown", message) + "\n" + problem, UNKNOWN
+    return machine_answer(args.format, outcome) + problem, 0
+
+
+def _restore_every(args: argparse.Namespace) -> float | None:
+    """``--restore-every`` in seconds with ``--verify restore`` (its default when it does not parse)."""
+    if getattr(args, "verify", None) != "restore":
+        return None
+    from check_itop_backup.units import parse_duration
+
+    try:
+        return parse_duration(args.restore_every)
+    except ValueError:
+        return parse_duration(DEFAULT_RESTORE_EVERY)
 
 
 def _discover(args: argparse.Namespace) -> int:
@@ -348,7 +480,8 @@ def check_main(argv: list[str] | None = None) -> None:
     with quiet_when_stdout_closes(UNKNOWN):
         parser = build_check_parser()
         raw = sys.argv[1:] if argv is None else argv
-        parser.wants_json = "--format=json" in raw or ["--format", "json"] in map(list, zip(raw, raw[1:]))
+        parser.wanted_format = next((name for name in FORMATS[1:] if f"--format={name}" in raw
+                                     or ["--format", name] in map(list, zip(raw, raw[1:]))), "nagios")
         args = parser.parse_args(argv)
         if args.discover is not None:  # an empty DIR (a Zabbix macro not set) is an error too
             sys.exit(_discover(args))

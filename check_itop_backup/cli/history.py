@@ -2,8 +2,11 @@
 
 One timeline per series, oldest first: the runner's runs (status, duration, size, error line),
 the archives the probe saw (exact size and the change against the previous archive), their
-verifications, each change of the check's verdict with its reason, and the tickets. Times are
+verifications, each change of the check's verdict with its reason, the tickets, and the copies in
+object storage. Times are
 shown in iTop's timezone (``--timezone``, else the ``--itop-config``'s, else local), labelled.
+``--tables ARCHIVE`` lists instead the rows and bytes of each table of that archive's newest
+dump-level verification.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="show times in this IANA timezone (default: the config's, else local time)")
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
                         help="table for people (default), json (a list of objects) or csv")
+    parser.add_argument("--tables", metavar="ARCHIVE",
+                        help="list each table of ARCHIVE (a path, or a name the history knows) with its "
+                             "rows and bytes as its newest dump-level verification counted them")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         history = History.open(path)
         try:
+            if args.tables:
+                return _tables(history, args.tables, args.format, zone, label)
             listings = {table: history.listing(table)
-                        for table in ("runs", "archives", "verifications", "verdicts", "tickets")}
+                        for table in ("runs", "archives", "verifications", "verdicts", "tickets", "uploads")}
         finally:
             history.close()
     except HistoryError as error:
@@ -68,6 +76,43 @@ def run(args: argparse.Namespace) -> int:
               if args.series is None or args.series in event["series"]]
     events = _newest(events, args.count)
     {"table": _print_table, "json": _print_json, "csv": _print_csv}[args.format](events, zone, label)
+    return 0
+
+
+TABLE_FIELDS = ("table", "rows", "bytes")
+
+
+def _tables(history, archive: str, form: str, zone: tzinfo | None, label: str) -> int:
+    """Print the table counts of *archive*'s newest dump-level verification; return the exit status."""
+    import json
+
+    record = history.latest_verification_of(os.path.abspath(archive), "dump") \
+        or history.latest_verification_of(archive, "dump")
+    if record is None:
+        print(f"itop-backup history: no dump-level verification of {archive} in {history.path}",
+              file=sys.stderr)
+        return 1
+    from check_itop_backup.check.tabledrift import table_counts
+
+    stats = table_counts(json.loads(record.details or "{}") or {})
+    rows = [{"table": name, "rows": counts[0], "bytes": counts[1]} for name, counts in stats.items()]
+    if form == "json":
+        print(json.dumps(rows, indent=2))
+    elif form == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=TABLE_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        when = datetime.fromtimestamp(record.verified_at, zone).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"archive {record.path}: {record.state}, dump level verified {when} ({label})")
+        lines = [("TABLE", "ROWS", "BYTES")] + [
+            (row["table"], "-" if row["rows"] is None else str(row["rows"]),
+             "-" if row["bytes"] is None else str(row["bytes"])) for row in rows]
+        width = max(len(line[0]) for line in lines)
+        for line in lines:
+            print(f"{line[0]:<{width}}  {line[1]:>10}  {line[2]:>12}")
     return 0
 
 
@@ -89,6 +134,10 @@ def timeline(listings: dict[str, list[dict]]) -> list[dict]:
                              detail=row["reason"]))
     for row in listings["tickets"]:
         events.extend(_ticket_events(row))
+    for row in listings["uploads"]:  # copies in object storage: done, pending (the reason) or lost
+        events.append(_event(row["finished"] or row["requested"], row["series"], "upload", row["state"],
+                             row["archive_path"], detail=f"{row['destination']}: "
+                             f"{row['object_key'] or row['message'] or 'not tried yet'}"))
     events.sort(key=lambda event: (event["series"], event["time"]))
     _add_changes(events)
     return events

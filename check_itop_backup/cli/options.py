@@ -36,7 +36,10 @@ def argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
     return parse_argument
 
 
+DEFAULT_RESTORE_EVERY = "7d"  # --restore-every
+
 positive_int = argument_type(units.positive_int)
+percent = argument_type(units.parse_percent)
 non_negative_int = argument_type(units.non_negative_int)
 parse_timeout = argument_type(units.parse_timeout)
 parse_duration = argument_type(units.parse_duration)
@@ -89,6 +92,19 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
         help="archives kept by iTop's retention (default: the config's retention_count, 5 with "
              "--itop-config, else none; 0: keep all): a backup deletes older ones of the pattern "
              "after success, the check warns when fewer are found")),
+    "offsite": (("--offsite",), dict(
+        metavar="s3://BUCKET/PREFIX",
+        help="copies in S3-compatible object storage, under this prefix (also 'offsite' in a param "
+             "file); credentials, region and profile the boto3 way: AWS_* variables, ~/.aws/config "
+             "and credentials, never a command line")),
+    "s3_endpoint_url": (("--s3-endpoint-url",), dict(
+        metavar="URL", help="the store's endpoint for MinIO, SeaweedFS, Ceph RGW… (default: "
+                            "$AWS_ENDPOINT_URL, else AWS)")),
+    "s3_profile": (("--s3-profile",), dict(
+        metavar="NAME", help="the profile of the AWS config files (default: $AWS_PROFILE, else default)")),
+    "instance": (("--instance",), dict(
+        metavar="NAME", help="the instance's name in the Prometheus label itop_instance and the Checkmk "
+                             "service names (default: the database name, __DB__)")),
     "history": (("--history",), dict(
         metavar="PATH", help=f"the SQLite history of archives, runs and verdicts (default: "
                              f"${HISTORY_ENV}, else {DEFAULT_HISTORY})")),
@@ -111,6 +127,11 @@ def add_options(group: argparse._ArgumentGroup, *names: str) -> None:
         group.add_argument(*flags, **keywords)
 
 
+def instance_label(args: argparse.Namespace, database_name: str | None = None) -> str:
+    """The instance's name for Prometheus and Checkmk: ``--instance``, else the database name."""
+    return getattr(args, "instance", None) or database_name or getattr(args, "db_name", None) or "itop"
+
+
 def add_timeout_option(group: argparse._ArgumentGroup, default: str, outcome: str,
                        short: bool = False) -> None:
     """Declare ``--timeout`` (``-t`` too with *short*): a duration; *outcome* says what then happens."""
@@ -124,6 +145,27 @@ def instance_request(args: argparse.Namespace, **overrides: object) -> InstanceR
     values = {name: getattr(args, name, None) for name in REQUEST_FIELDS}
     values.update(overrides)
     return InstanceRequest(**values)
+
+
+def offsite_url(args: argparse.Namespace, params: dict[str, str]) -> str | None:
+    """The ``s3://`` prefix of ``--offsite``, else of the param files' ``offsite`` key; raise
+    ValueError when it is not one."""
+    url = getattr(args, "offsite", None) or params.get("offsite") or None
+    if url:
+        from check_itop_backup.offsite.location import Location
+
+        Location.parse(url)
+        from check_itop_backup.offsite import require_modules
+
+        require_modules()
+    return url
+
+
+def store_settings(args: argparse.Namespace):
+    """The StoreSettings (offsite/store.py) of ``--s3-endpoint-url`` and ``--s3-profile``."""
+    from check_itop_backup.offsite.store import StoreSettings
+
+    return StoreSettings(args.s3_endpoint_url or None, args.s3_profile or None)
 
 
 def add_ticket_arguments(parser: argparse.ArgumentParser) -> None:
@@ -191,12 +233,29 @@ def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
                             "--itop-config or the --db-* options, with table and row counts compared "
                             "and the scratch dropped. "
                             "CRITICAL with the reason when the archive fails")
-    group.add_argument("--restore-every", metavar="DURATION", default="7d",
+    group.add_argument("--restore-every", metavar="DURATION", default=DEFAULT_RESTORE_EVERY,
                        help="with --verify restore: test-restore at most one archive of the series "
                             "per DURATION, the others at dump level (default: %(default)s)")
     group.add_argument("--verify-every", metavar="DURATION",
                        help="verify an archive again after this long, e.g. 7d (default: once per "
                             "archive; results are cached in the history)")
+    group.add_argument("--table-shrink", metavar="TABLES", default="attachment,ticket,contact",
+                       help="at dump level, compare the rows of these tables (comma separated, "
+                            "without db_subname) with the median of the previous verified archives: "
+                            "WARNING when one shrank by more than --table-shrink-warning, CRITICAL by "
+                            "more than --table-shrink-critical or when it vanished; perfdata "
+                            "rows_<table> (default: %(default)s; '' for none)")
+    group.add_argument("--table-shrink-warning", metavar="PERCENT", type=percent, default="5%",
+                       help="with --table-shrink: WARNING when a table has this much fewer rows than "
+                            "its median (default: %(default)s)")
+    group.add_argument("--table-shrink-critical", metavar="PERCENT", type=percent, default="20%",
+                       help="with --table-shrink: CRITICAL when a table has this much fewer rows than "
+                            "its median (default: %(default)s)")
+    group.add_argument("--portable", action="store_true",
+                       help="at dump level, WARNING for each thing that keeps the dump from loading "
+                            "elsewhere, saying who refuses it: MariaDB's sandbox first line (MySQL's "
+                            "client, older MariaDB clients), DEFINER= clauses (SUPER needed), GTID "
+                            "statements (servers with GTID mode), a character set other than utf8mb4")
     group.add_argument("--compare-live-db", action="store_true",
                        help="with --verify dump: WARNING when a table of the live database "
                             "(from --itop-config or the --db-* options) is missing from the dump")

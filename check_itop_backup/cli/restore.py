@@ -22,12 +22,16 @@ PROG = "itop-backup restore"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``itop-backup restore``."""
-    parser.add_argument("archive", metavar="ARCHIVE", help="the .tar.gz archive to restore")
+    parser.add_argument("archive", metavar="ARCHIVE",
+                        help="the .tar.gz archive to restore, or its copy s3://BUCKET/KEY (streamed)")
+    add_source_arguments(parser)
     database = parser.add_argument_group("target database")
     add_server_arguments(database)
     database.add_argument("--force", action="store_true",
                           help="replace the tables of a target database that has tables (the dump's "
-                               "tables are swapped in atomically; others are left as they are)")
+                               "tables are swapped in atomically; others are left as they are), and "
+                               "restore with --itop-root onto code of another iTop or module version "
+                               "than the archive was taken from (refused otherwise, naming them)")
     database.add_argument("--keep-previous-in", metavar="DIR",
                           help="when the account may not create a scratch database, the restore loads "
                                "into the target itself, after saving its content as an archive in DIR "
@@ -35,12 +39,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     files = parser.add_argument_group("iTop files")
     files.add_argument("--itop-root", metavar="DIR",
                        help="also restore config-itop.php (0440), delta.xml, <env>-modules/ and extra "
-                            "files into this iTop directory, in maintenance mode meanwhile")
+                            "files into this iTop directory, in maintenance mode meanwhile; the "
+                            "archive's iTop and module versions (its priv_module_install rows) must be "
+                            "those of the code there (core/config.class.inc.php, module.*.php)")
     files.add_argument("--environment", metavar="ENV",
                        help="the iTop environment of the files (default: <env> of --itop-config in "
                             "conf/<env>/, else production)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="say which inflater read the archive when ISA-L cannot be imported")
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of an ARCHIVE in object storage (restore and verify)."""
+    from check_itop_backup.cli.options import add_options
+
+    group = parser.add_argument_group("an archive in object storage (s3://BUCKET/KEY)")
+    add_options(group, "s3_endpoint_url", "s3_profile")
+    group.add_argument("--identity", metavar="FILE",
+                       help="the age identity (age-keygen's file, or an SSH private key) that decrypts "
+                            "an encrypted copy (.age)")
+
+
+def archive_source(args: argparse.Namespace, prog: str):
+    """``args.archive``, or for ``s3://…`` the copy in the store (offsite/download.py) read as a
+    stream; None after printing why it cannot be read."""
+    from check_itop_backup.offsite.location import is_remote
+
+    if not is_remote(args.archive):
+        return args.archive
+    from check_itop_backup.cli.options import store_settings
+    from check_itop_backup.offsite import require_modules
+
+    try:
+        require_modules()
+    except ValueError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return None
+    from check_itop_backup.offsite.download import RemoteArchive, identities_from
+    from check_itop_backup.offsite.store import OffsiteError, Store
+
+    try:
+        identities = identities_from(args.identity) if args.identity else ()
+        return RemoteArchive(Store(store_settings(args)), args.archive, identities)
+    except OSError as error:
+        print(f"{prog}: cannot read {args.identity}: {error.strerror}", file=sys.stderr)
+    except (OffsiteError, ValueError) as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+    return None
 
 
 def add_server_arguments(group: argparse._ArgumentGroup) -> None:
@@ -67,10 +112,13 @@ def run(args: argparse.Namespace) -> int:
     if instance is None:
         return 2
     settings = instance.database
+    source = archive_source(args, PROG)
+    if source is None:
+        return 1
     with guarded_run(args.timeout) as failure:
         try:
             with ArchiveProgress(args.archive, "restoring"):
-                result = restore_archive(args.archive, settings, force=args.force,
+                result = restore_archive(source, settings, force=args.force,
                                          itop_root=args.itop_root or "", environment=instance.environment,
                                          bindir=instance.mysql_bindir, keep_dir=args.keep_previous_in or "")
         except OSError as error:
@@ -98,13 +146,16 @@ def run_test_restore(args: argparse.Namespace, report_outcome) -> int:
     if instance is None:
         return 2
     settings = instance.database
+    source = archive_source(args, prog)
+    if source is None:
+        return 1
     with guarded_run(args.timeout) as failure:
         try:
             cleaned, not_cleaned = recover(settings)
             for line in cleaned + not_cleaned:
                 print(f"{prog}: warning: {line}", file=sys.stderr)
             with ArchiveProgress(args.archive, "test-restoring"):
-                report = verify_by_restore(args.archive, settings, instance.mysql_bindir)
+                report = verify_by_restore(source, settings, instance.mysql_bindir)
         except DatabaseError as error:
             failure.append(f"test restore impossible: {error}")
     if failure:

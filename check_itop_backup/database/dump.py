@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from check_itop_backup.archive.dumpscan import TRAILER
-from check_itop_backup.database.process import Child, connection_options, find_program
+from check_itop_backup.database.process import Child, connection_options, find_program, help_text
 from check_itop_backup.database.server import DatabaseError, ServerFacts
 from check_itop_backup.itop.instance import DatabaseSettings
 
@@ -20,15 +20,24 @@ DUMP_PROGRAMS = ("mysqldump", "mariadb-dump")
 
 
 def dump_command(program: str, defaults_option: str, settings: DatabaseSettings,
-                 facts: ServerFacts) -> tuple[str, ...]:
-    """Return the mysqldump argv; *defaults_option* (``--defaults-extra-file=…``) comes first."""
+                 facts: ServerFacts, portable: bool = False) -> tuple[str, ...]:
+    """Return the mysqldump argv; *defaults_option* (``--defaults-extra-file=…``) comes first.
+    *portable* adds the options that leave out what another server refuses, where the program
+    has them (MySQL's ``--set-gtid-purged=OFF``; the rest is filtered, archive/portability.py)."""
     return (
         (program, defaults_option, "--opt", "--skip-lock-tables",
          f"--default-character-set={facts.charset}", "--add-drop-database", "--single-transaction")
+        + (portable_options(program) if portable else ())
         + connection_options(settings, facts.version)
         + ("--", settings.name)
         + (tuple(table.name for table in facts.tables) if settings.subname else ())
     )
+
+
+def portable_options(program: str) -> tuple[str, ...]:
+    """``--set-gtid-purged=OFF`` when *program* (MySQL's mysqldump) has it; MariaDB's writes GTID
+    statements only with ``--gtid`` and ``--master-data``, which a backup does not give."""
+    return ("--set-gtid-purged=OFF",) if b"--set-gtid-purged" in help_text(program) else ()
 
 
 def find_dump_program(bindir: str = "") -> str:
@@ -36,9 +45,9 @@ def find_dump_program(bindir: str = "") -> str:
     return find_program(DUMP_PROGRAMS, bindir)
 
 
-def start_dump(program: str, settings: DatabaseSettings, facts: ServerFacts) -> Child:
+def start_dump(program: str, settings: DatabaseSettings, facts: ServerFacts, portable: bool = False) -> Child:
     """Start mysqldump; read its SQL from ``pipe``, then call ``finish_dump``."""
-    return Child(lambda option: dump_command(program, option, settings, facts), settings.password)
+    return Child(lambda option: dump_command(program, option, settings, facts, portable), settings.password)
 
 
 def finish_dump(dump: Child, tail: bytes) -> list[str]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from check_itop_backup import deadline
-from check_itop_backup.archive.inspect import ArchiveError, Discard, Sink, walk_tar_gz
+from check_itop_backup.archive.inspect import ArchiveError, Discard, Sink, open_source, walk_tar_gz
 from check_itop_backup.archive.layout import DUMP_MEMBER
 from check_itop_backup.archive.sqlguard import DumpGuard, HostileDumpError, strip_definer
 from check_itop_backup.archive.tar import REGULAR_TYPES, root_name, unsafe_reason
@@ -219,8 +219,8 @@ def _load(archive: str, settings: DatabaseSettings, database: str, *, program: s
                    settings.password, feed=True)
     feeder = _ClientFeeder(client.pipe.fileno(), also)
     try:
-        with deadline.current.stage(f"loading {os.path.basename(archive)} into {database}"):
-            with open(archive, "rb", buffering=0) as handle:
+        with deadline.current.stage(f"loading {os.path.basename(str(archive))} into {database}"):
+            with open_source(archive) as handle:
                 walk_tar_gz(handle, _Receiver(feeder, files))
             feeder.guard.finish()
             status = client.wait()

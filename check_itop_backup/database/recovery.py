@@ -30,6 +30,7 @@ _RUN_ID = r"([0-9a-f]{16})"
 _SCRATCH = re.compile(rf"cib_(?:restore|scratch)_{_RUN_ID}")
 _ACCOUNT = re.compile(rf"cib_load_{_RUN_ID}")
 _OLD_TABLE = re.compile(rf"{OLD_TABLE_PREFIX}{_RUN_ID}_\d+")
+_VANISHED = (1049, 1146)  # unknown database, unknown table: dropped meanwhile
 
 
 class RecoveryError(Exception):
@@ -107,12 +108,22 @@ def _finish_swap(cursor, scratch: str) -> list[str]:
     names = {row[0] for row in cursor.fetchall()}
     if names != {JOURNAL_TABLE}:
         return []  # no journal (killed before the swap) or tables still there (before the rename)
-    cursor.execute(f"SELECT target, kind, name, sql_mode, statement "
-                   f"FROM {quote_name(scratch)}.{JOURNAL_TABLE}")
+    import pymysql
+
+    try:
+        cursor.execute(f"SELECT target, kind, name, sql_mode, statement "
+                       f"FROM {quote_name(scratch)}.{JOURNAL_TABLE}")
+    except pymysql.MySQLError as error:
+        if error.args[0] in _VANISHED:
+            return []  # another recovery, beside this one, finished it and dropped the scratch
+        raise
     rows = cursor.fetchall()
     if not rows:
         return []
     target = rows[0][0]
+    cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (target,))
+    if not cursor.fetchone():
+        return [f"nothing to finish in {target}: it was dropped since"]
     cursor.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (target,))
     present = {row[0] for row in cursor.fetchall()}
     cursor.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s",

@@ -221,7 +221,7 @@ def test_itop_backup_verify_lists_members_and_tables_when_verbose(capsys):
     code, out, _ = run_verify(capsys, "--level", "dump", "-v", str(ITOP_ARCHIVE))
     assert code == 0
     assert "    member config-itop.php (11.2 KiB)" in out.splitlines()
-    assert "    table priv_app_preferences" in out.splitlines()
+    assert "    table priv_app_preferences: 1 rows, 58 B" in out.splitlines()  # with its counts
 
 
 def test_itop_backup_verify_exits_1_with_the_reason_on_a_broken_archive(tmp_path, capsys):

@@ -16,8 +16,9 @@ from tests.backup.test_restore import (
     cli,
     databases,
     execute,
-    left_scratch,
     probe_config,
+    run_tokens,  # noqa: F401 - a fixture
+    scratch_left,
     server_options,
     tiny_dump,
     write_archive,
@@ -38,15 +39,9 @@ def load_accounts(settings):
         return {row[0] for row in cursor.fetchall()}
 
 
-def left_accounts(settings):
-    """Load accounts no live run holds (its lock free): what a run left behind."""
-    with pymysql.connect(**settings) as connection, connection.cursor() as cursor:
-        found = set()
-        for name in load_accounts(settings):
-            cursor.execute("SELECT IS_FREE_LOCK(%s)", ("cib_run_" + name.rsplit("_", 1)[1],))
-            if cursor.fetchone()[0] == 1:
-                found.add(name)
-        return found
+def accounts_left(settings, tokens):
+    """The load accounts of the runs with *tokens* still on the server (run_tokens)."""
+    return {name for name in load_accounts(settings) if name.rsplit("_", 1)[1] in tokens}
 
 
 @pytest.fixture
@@ -76,12 +71,11 @@ COMMANDS = {  # a client command on a line of its own -> the line the refusal na
 
 @pytest.mark.parametrize("command", COMMANDS, ids=list(COMMANDS))
 def test_a_client_command_in_the_dump_is_refused_naming_its_line_by_every_level(
-        command, mariadb_server, live, tmp_path, capsys):
+        command, mariadb_server, live, tmp_path, capsys, run_tokens):  # noqa: F811
     pwned = tmp_path / "pwned"
     line, reason = COMMANDS[command]
     archive = write_archive(tmp_path / "hostile.tar.gz", itop_tar(dump=tiny_dump(line.format(pwned=pwned))))
     target = f"cib_test_h_{uuid.uuid4().hex[:8]}"
-    scratch_before = left_scratch(mariadb_server)
 
     verified = cli("verify", archive, "--level", "dump")
     verify_err = capsys.readouterr().err
@@ -96,18 +90,17 @@ def test_a_client_command_in_the_dump_is_refused_naming_its_line_by_every_level(
         assert "Traceback" not in err
     assert "nothing was touched" in restore_err
     assert not pwned.exists()
-    assert left_scratch(mariadb_server) <= scratch_before
+    assert run_tokens and not scratch_left(mariadb_server, run_tokens)
     assert target not in databases(mariadb_server, "cib_test_h_")
     assert rows(*live) == ((1, "keep me"), (2, "me too"))
 
 
 def test_a_command_hidden_after_an_insert_is_refused_by_the_load_before_the_client_reads_it(
-        mariadb_server, mariadb_database, tmp_path, capsys):
+        mariadb_server, mariadb_database, tmp_path, capsys, run_tokens):  # noqa: F811
     settings, target = mariadb_database
     pwned = tmp_path / "pwned"
     archive = write_archive(tmp_path / "hostile.tar.gz", itop_tar(dump=tiny_dump(
         f"INSERT INTO `t` VALUES (3,'c');\\! touch {pwned}\n")))
-    accounts_before = left_accounts(settings)
 
     restored = cli("restore", archive, *server_options(settings), "--db-name", target)
     restore_err = capsys.readouterr().err
@@ -121,7 +114,7 @@ def test_a_command_hidden_after_an_insert_is_refused_by_the_load_before_the_clie
     assert "does not restore: itop-dump.sql holds what a restore must not run, line 6" in test_err
     assert not pwned.exists()
     assert tables(settings, target) == []
-    assert left_accounts(settings) <= accounts_before
+    assert run_tokens and not accounts_left(settings, run_tokens)
 
 
 def mysqldump_databases(settings, database) -> bytes:
@@ -157,7 +150,7 @@ def test_a_dump_of_another_database_never_writes_into_it(mariadb_server, live, t
 
 
 def test_a_qualified_table_is_refused_and_a_trigger_reaching_out_is_stopped_by_the_load_account(
-        mariadb_server, live, new_database, tmp_path, capsys):
+        mariadb_server, live, new_database, tmp_path, capsys, run_tokens):  # noqa: F811
     settings, live_name = live
     target = new_database
     qualified = write_archive(tmp_path / "qualified.tar.gz", itop_tar(dump=tiny_dump(
@@ -170,7 +163,6 @@ def test_a_qualified_table_is_refused_and_a_trigger_reaching_out_is_stopped_by_t
         "VALUES (NEW.id + 100, 'planted') */;;\n"
         "DELIMITER ;\n"
         "INSERT INTO `t` VALUES (5,'e');\n")))
-    accounts_before = left_accounts(settings)
 
     refused = cli("restore", qualified, *server_options(settings), "--db-name", target)
     refused_err = capsys.readouterr().err
@@ -184,7 +176,7 @@ def test_a_qualified_table_is_refused_and_a_trigger_reaching_out_is_stopped_by_t
                      r"to user 'cib_load_\w+'", stopped_err), stopped_err
     assert rows(settings, live_name) == ((1, "keep me"), (2, "me too"))
     assert target not in databases(settings, "cib_test_")
-    assert left_accounts(settings) <= accounts_before
+    assert run_tokens and not accounts_left(settings, run_tokens)
 
 
 def test_the_client_runs_in_binary_mode_without_local_files(runner_archive_for_argv, tmp_path, capsys):

@@ -181,6 +181,30 @@ def test_a_restore_killed_after_its_rename_is_finished_by_the_next_test_restore(
     assert scratch not in databases(settings, "cib_restore_")
 
 
+def test_a_killed_swap_whose_target_was_dropped_since_is_cleaned_without_an_error(
+        mariadb_server, tmp_path, capsys):
+    """The target of a restore killed after its rename may be dropped before the next run
+    (an administrator, or a test beside this one): nothing is left to finish, the scratch goes."""
+    token = uuid.uuid4().hex[:16]
+    scratch, target = f"cib_restore_{token}", f"cib_test_gone_{token[:8]}"
+    execute(mariadb_server, None, f"CREATE DATABASE {scratch}")
+    execute(mariadb_server, scratch, "CREATE TABLE _cib_journal (target VARCHAR(64) NOT NULL, "
+            "kind VARCHAR(8) NOT NULL, name VARCHAR(64) NOT NULL, sql_mode TEXT NOT NULL, "
+            "statement LONGTEXT NOT NULL)",
+            f"INSERT INTO _cib_journal VALUES ('{target}', 'VIEW', 'v', '', 'CREATE VIEW `v` AS SELECT 1')")
+    archive = write_archive(tmp_path / "tiny.tar.gz", itop_tar(dump=tiny_dump()))
+
+    status = cli("verify", archive, "--level", "restore", *server_options(mariadb_server))
+
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert f"nothing to finish in {target}: it was dropped since" in out + err
+    assert f"dropped the scratch database {scratch}" in out + err
+    assert "cannot be cleaned" not in out + err
+    assert scratch not in databases(mariadb_server, "cib_restore_")
+    assert target not in databases(mariadb_server, "cib_test_gone_")
+
+
 def dead_journal(root, maintenance=True):
     """What kill -9 during the load leaves in an iTop root: journal, staging with the config, maintenance."""
     token = uuid.uuid4().hex[:16]
