@@ -195,16 +195,26 @@ class TableCounter:
             self._account(data, position, line_end + 1)
             position, previous = line_end + 1, 10
         semicolon = position - 1 if previous == 59 and data.startswith(b"\n", position, end) \
-            else data.find(b";\n", position, end)
-        if self._count_rows:
-            stop = end if semicolon < 0 else max(semicolon, position)
-            self.rows[table] += data.count(b"\n", position, stop)
+            else self._row_lines(data, position, end)
         if semicolon < 0:
             self._account(data, position, end)
             return end
         self._account(data, position, semicolon + 2)
         self._open = None
         return semicolon + 1
+
+    def _row_lines(self, data: bytes, position: int, end: int) -> int:
+        """Return where the ";" ending mariadb-dump's statement is in ``data[position:end]`` (-1:
+        not there), counting its row lines on the way: a memchr per row, where searching the
+        two bytes ``;\n`` went five times slower than the line ends, on every row."""
+        line_end = data.find(b"\n", position, end)
+        while line_end >= 0:
+            if line_end > position and data[line_end - 1] == 59:
+                return line_end - 1
+            if self._count_rows:
+                self.rows[self._open] += 1
+            line_end = data.find(b"\n", line_end + 1, end)
+        return -1
 
     def _straddling_separators(self, data: bytes, start: int, end: int) -> int:
         """The ``),(`` separators begun in the previous piece and ended in this one."""

@@ -211,15 +211,20 @@ def test_members_beyond_those_listed_cost_no_memory_in_verify(tmp_path, baseline
 
 
 def _many_tables(directory: Path, count: int) -> Path:
-    """An archive whose dump creates *count* tables, padded past INFLATE_SIZE by one long INSERT
-    line: the pieces inflated are then as large (4 MiB) whatever *count*, and only what is kept
-    per table can make the peak memory differ."""
+    """An archive whose dump creates *count* tables, padded by one long INSERT line to the same
+    size whatever *count* (that of the most tables of TABLES, past INFLATE_SIZE): the pieces
+    inflated are then as many and as large (4 MiB), and only what is kept per table can make
+    the peak memory differ."""
+    def creates(number: int) -> list[bytes]:
+        return [b"CREATE TABLE `t%d` (id int);\n" % table for table in range(number)]
+
     def parts():
         yield member("config-itop.php", itop_member("config-itop.php"))
-        dump = [b"-- MariaDB dump\n"] + [b"CREATE TABLE `t%d` (id int);\n" % number
-                                       for number in range(count)]
-        dump.append(b"INSERT INTO `t0` VALUES (" + b"0," * (INFLATE_SIZE // 2) + b"0);\n")
-        dump.append(b"-- Dump completed on 2026-11-26 23:34:00\n")
+        head, tail = b"INSERT INTO `t0` VALUES (", b"0);\n-- Dump completed on 2026-11-26 23:34:00\n"
+        most = sum(map(len, creates(max(TABLES))))
+        dump = [b"-- MariaDB dump\n"] + creates(count)
+        padding = most + INFLATE_SIZE - sum(map(len, dump))
+        dump.append(head + b"0," * ((padding - len(head) - len(tail)) // 2) + tail)
         size = sum(map(len, dump))
         yield header("itop-dump.sql", size)
         for start in range(0, len(dump), 100_000):
