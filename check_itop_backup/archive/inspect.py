@@ -604,17 +604,18 @@ def verify_archive(path: str | ArchiveSource, level: str = "dump") -> Verificati
         raise ValueError(f"cannot verify at level {level!r} (use one of {', '.join(LEVELS[1:])})")
     started = time.monotonic()
     with deadline.current.stage(f"verifying {os.path.basename(str(path))} at {level} level"):
-        report = _verify(path, level)
-        if report.reached == "stat" and report.container == "tar.gz" and not codec.inflates_as_zlib():
+        report, walked = _verify(path, level)
+        if not walked and report.container == "tar.gz" and not codec.inflates_as_zlib():
             # ISA-L words its errors differently and meets them at other offsets: an archive it
-            # fails on is read again by zlib, whose verdict, word for word, is the one given
-            report = _verify(path, level, exact=True)
+            # fails on while inflating is read again by zlib, whose verdict, word for word, stands
+            report, _ = _verify(path, level, exact=True)
     return dataclasses.replace(report, seconds=time.monotonic() - started)
 
 
-def _verify(path: str | ArchiveSource, level: str, exact: bool = False) -> VerificationReport:
+def _verify(path: str | ArchiveSource, level: str, exact: bool = False) -> tuple[VerificationReport, bool]:
+    """The report, and whether the gzip stream was inflated and walked to its end."""
     inspection = _Inspection(level)
-    container, gzip_members, reached = "tar.gz", 0, "stat"
+    container, gzip_members, reached, walked = "tar.gz", 0, "stat", False
     with open_source(path) as handle:
         try:
             magic = handle.read(4) if handle.seekable() else handle.peek(4)[:4]
@@ -628,6 +629,7 @@ def _verify(path: str | ArchiveSource, level: str, exact: bool = False) -> Verif
                     _walk_zip(path, inspection)
                 elif magic[:2] == _GZIP_MAGIC:
                     gzip_members = walk_tar_gz(handle, inspection, exact)
+                    walked = True
                 else:
                     raise ArchiveError("not a gzip or zip file" if magic else "archive is empty")
                 inspection.check_archive()
@@ -641,7 +643,7 @@ def _verify(path: str | ArchiveSource, level: str, exact: bool = False) -> Verif
         finally:
             inspection.abandon()
     dump = inspection.dump
-    return VerificationReport(
+    report = VerificationReport(
         path=str(path), level=level, reached=reached, state=state, reason=reason,
         warnings=tuple(inspection.warnings), members=tuple(inspection.members),
         tables=tuple(dump.tables) if dump else (), member_count=inspection.member_count,
@@ -651,6 +653,7 @@ def _verify(path: str | ArchiveSource, level: str, exact: bool = False) -> Verif
         table_stats=inspection.table_stats() if reached == "dump" else (),
         installation=inspection.installation() if reached == "dump" else None,
         portability=tuple(dump.portability.findings()) if dump and reached == "dump" else ())
+    return report, walked
 
 
 def _number(value: object) -> int | None:
