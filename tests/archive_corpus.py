@@ -32,10 +32,11 @@ def itop_member(name: str) -> bytes:
 
 def write_runner_archive(output: BinaryIO, read_dump: Callable[[int], bytes], **writer_options: int) -> None:
     """Write our runner's archive shape (backup/run.py) to *output*: config, a reserved
-    manifest.json, the dump streamed from *read_dump* last, then the manifest filled in."""
+    manifest.json, the dump streamed from *read_dump* last, then the manifest filled in
+    (*writer_options* for TarGzWriter: ``level``, 6 unless given, ``workers``, ``chunk_size``)."""
     from check_itop_backup.archive.writer import TarGzWriter
 
-    writer = TarGzWriter(output, level=6, **writer_options)
+    writer = TarGzWriter(output, **{"level": 6, **writer_options})
     writer.add_bytes("config-itop.php", itop_member("config-itop.php"))
     reservation = writer.reserve_member("manifest.json", 200)
     summary = writer.add_stream("itop-dump.sql", read_dump)

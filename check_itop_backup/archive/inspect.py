@@ -20,12 +20,12 @@ Levels, each including the one before (``restore``, the last, is database/testre
   rows (itop/modules.py). The
   SHA-256 is computed (on a helper thread) only for our runner's archives, recognised by
   their multi-member gzip stream or a manifest ahead of the dump: iTop's own archives have
-  nothing to compare it with, and hashing would cost more than the 0.8x ``gzip -t`` budget.
+  nothing to compare it with.
 
-When the gzip members announce their own length, as our runner writes them (writer.py),
-they are inflated in parallel on all cores and scanned in order (``_GzipReader``); any other
-stream, and whatever follows a member that does not inflate to its announced end, is inflated
-sequentially, with the same verdicts.
+The gzip stream is inflated sequentially by ISA-L (codec.py); an archive that fails while
+being inflated and walked is read again by zlib, whose verdict and wording stand, as they were
+before ISA-L (its messages and error offsets differ; a stream both read whole is the same data,
+every member's CRC-32 checked).
 
 ``.zip`` archives (iTop before 2.4) are read with zipfile, which checks each member's CRC.
 Comparing table sets with another archive or the live database is check/verification.py's job.
@@ -35,19 +35,19 @@ out of this module, and no report exists for partial work.
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
+import dataclasses
 import json
 import os
 import stat
 import time
 import zipfile
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from check_itop_backup import deadline
+from check_itop_backup.archive import codec
 from check_itop_backup.archive.dumpscan import MODULES_TABLE, DumpScanner
 from check_itop_backup.archive.layout import CONFIG_MEMBER, DUMP_MEMBER, MANIFEST_MEMBER, REQUIRED_MEMBERS
 from check_itop_backup.archive.tar import (
@@ -63,7 +63,7 @@ from check_itop_backup.archive.tar import (
     printable,
     root_name,
 )
-from check_itop_backup.archive.writer import MEMBER_HEADER_SIZE, PAX_GLOBAL_TYPE, member_length
+from check_itop_backup.archive.writer import PAX_GLOBAL_TYPE
 from check_itop_backup.itop.phpconfig import PhpConfigError, parse_php_config
 from check_itop_backup.units import format_size
 
@@ -75,7 +75,6 @@ READ_SIZE = 1 << 20  # compressed bytes per read
 INFLATE_SIZE = 4 << 20  # most decompressed bytes held at once
 SMALL_MEMBER_LIMIT = 4 << 20  # config-itop.php, extended headers
 MANIFEST_LIMIT = 1 << 20  # JSON takes ~20x its size in memory; ours lists a few hundred tables in ~50 kB
-PARALLEL_MEMBER_LIMIT = 16 << 20  # longest gzip member read whole to be inflated on the pool
 MAX_LISTED_MEMBERS = 5000  # members kept for the report (all are counted)
 MAX_WARNINGS = 100
 ZIP_DIRECTORY_LIMIT = 4 << 20  # zipfile parses the central directory whole, ~5x its size in memory
@@ -293,88 +292,36 @@ class _Inspection:
 
 
 class _GzipReader:
-    """Decompressed pieces of a gzip file, every member's CRC-32 and length checked by zlib.
+    """Decompressed pieces of a gzip file, read sequentially, every member's CRC-32 and length
+    checked by the inflater (codec.py: ISA-L's; zlib's with *exact*)."""
 
-    While members announce their own length (``writer.member_length``: our runner's
-    archives), they are read whole and inflated on a thread pool (zlib releases the GIL), at
-    most ``2 * workers`` in flight, and yielded in order. From the first member that does not,
-    or that does not inflate to exactly its announced end (damage, a lying length, a member
-    over ``PARALLEL_MEMBER_LIMIT``), the file is read sequentially, with reads where a
-    sequential pass from the start puts them: every verdict, and its wording, is the
-    sequential one. A handle that is not seekable (a stream from object storage,
-    offsite/download.py) is read sequentially from its start.
-    """
-
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: BinaryIO, exact: bool = False) -> None:
         self.handle = handle
-        self.workers = os.cpu_count() or 1
+        self.exact = exact
         self.members = 0
         self.read_bytes = 0
 
     def pieces(self) -> Iterator[bytes]:
-        offset = (yield from self._parallel_pieces()) if self.handle.seekable() else 0
-        yield from self._sequential_pieces(offset)
-
-    def _parallel_pieces(self) -> Generator[bytes, None, int]:
-        """Yield the members that announce their length; return the offset where the rest starts."""
-        window: collections.deque[tuple[int, concurrent.futures.Future]] = collections.deque()
-        offset, chained = 0, True
-        pool = concurrent.futures.ThreadPoolExecutor(self.workers, "gunzip")
-        try:
-            while True:
-                while chained and len(window) < 2 * self.workers:
-                    member = self._announced_member()
-                    chained = member is not None
-                    if chained:
-                        window.append((offset, pool.submit(_inflate_member, member)))
-                        offset += len(member)
-                if not window:
-                    return offset
-                start, inflated = window.popleft()
-                piece = inflated.result()
-                if piece is None:
-                    return start
-                self.members += 1
-                if piece:
-                    yield piece
-        finally:
-            pool.shutdown(cancel_futures=True)
-
-    def _announced_member(self) -> bytes | None:
-        """Read the next member whole when its header announces its length (reads follow each other)."""
-        header = self.handle.read(MEMBER_HEADER_SIZE)
-        length = member_length(header)
-        if length is None or length > PARALLEL_MEMBER_LIMIT:
-            return None
-        member = header + self.handle.read(length - len(header))
-        return member if len(member) == length else None
-
-    def _sequential_pieces(self, start: int) -> Iterator[bytes]:
-        skip = start % READ_SIZE
-        if self.handle.seekable():  # back to where the parallel reads left the sequential pass
-            self.handle.seek(start - skip)
-        self.read_bytes = start - skip
         decompressor = None
         data = b""
         while True:
             more = self.handle.read(READ_SIZE)
             self.read_bytes += len(more)
-            more, skip = more[skip:], 0
             data = data + more if data else more
             if not data:
                 break
-            full = False  # a full piece may leave more output inside zlib with no input left
+            full = False  # a full piece may leave more output inside the inflater with no input left
             while data or (full and not decompressor.eof):
                 if decompressor is None or decompressor.eof:
                     if len(data) < 2 and more:
                         break  # the next read completes the magic number
                     if data[:2] != _GZIP_MAGIC:
                         raise ArchiveError(self._garbage(len(data)))
-                    decompressor = zlib.decompressobj(31)
+                    decompressor, error_type = codec.gzip_decompressor(self.exact or not _plain(data))
                     self.members += 1
                 try:
                     piece = decompressor.decompress(data, INFLATE_SIZE)
-                except zlib.error as error:
+                except error_type as error:
                     where = self.read_bytes - len(data)
                     raise ArchiveError(f"gzip stream corrupt after byte {where}: "
                                        f"{str(error).split(': ', 1)[-1]}") from None
@@ -395,6 +342,12 @@ class _GzipReader:
             return "not a gzip file"
         offset = self.read_bytes - remaining
         return f"trailing garbage after the gzip stream at byte {offset}"
+
+
+def _plain(header: bytes) -> bool:
+    """True when the gzip member header at the start of *header* is one ISA-L judges as zlib does:
+    deflate, none of the reserved flags, no header CRC (ISA-L accepts what zlib refuses there)."""
+    return len(header) >= 4 and header[2] == 8 and not header[3] & 0xE2
 
 
 class _TarWalker:
@@ -536,17 +489,6 @@ def runner_manifest(records: dict[str, str]) -> bytes | None:
     return None
 
 
-def _inflate_member(member: bytes) -> bytes | None:
-    """Return the data of the gzip *member* (CRC-32 and length checked), or None unless it ends
-    exactly where *member* does and holds at most ``INFLATE_SIZE`` bytes."""
-    decompressor = zlib.decompressobj(31)
-    try:
-        data = decompressor.decompress(member, INFLATE_SIZE)
-    except zlib.error:
-        return None
-    return data if decompressor.eof and not decompressor.unused_data else None
-
-
 def open_source(archive: str | ArchiveSource) -> BinaryIO:
     """Open an archive to read: a local file by its path, or anything with an ``open()`` (a copy
     in object storage, offsite/download.py: a stream, not seekable)."""
@@ -561,16 +503,17 @@ class ArchiveSource(Protocol):
     def open(self) -> BinaryIO: ...
 
 
-def walk_tar_gz(handle: BinaryIO, inspection: Any) -> int:
+def walk_tar_gz(handle: BinaryIO, inspection: Any, exact: bool = False) -> int:
     """Walk the tar.gz on *handle* (at its start; seekable or a stream) in one pass; return the
     number of gzip members.
 
     *inspection* is shaped like ``_Inspection``: ``open_member(name, size, kind, linkname)``
     returns a sink (``write(data, start, end)``) for the member's data; it has ``warnings``
-    (a list) and ``multi_member_gzip``. Raise ``ArchiveError`` when the stream is damaged.
+    (a list) and ``multi_member_gzip``. Raise ``ArchiveError`` when the stream is damaged
+    (with *exact*, inflated by zlib, whose messages the verdicts quote).
     database/load.py uses it to load the dump straight from the archive.
     """
-    reader = _GzipReader(handle)
+    reader = _GzipReader(handle, exact)
     walker = _TarWalker(inspection)
     for piece in reader.pieces():
         inspection.multi_member_gzip = reader.members > 1
@@ -660,10 +603,20 @@ def verify_archive(path: str | ArchiveSource, level: str = "dump") -> Verificati
     if level not in LEVELS[1:]:
         raise ValueError(f"cannot verify at level {level!r} (use one of {', '.join(LEVELS[1:])})")
     started = time.monotonic()
+    with deadline.current.stage(f"verifying {os.path.basename(str(path))} at {level} level"):
+        report, walked = _verify(path, level)
+        if not walked and report.container == "tar.gz" and not codec.inflates_as_zlib():
+            # ISA-L words its errors differently and meets them at other offsets: an archive it
+            # fails on while inflating is read again by zlib, whose verdict, word for word, stands
+            report, _ = _verify(path, level, exact=True)
+    return dataclasses.replace(report, seconds=time.monotonic() - started)
+
+
+def _verify(path: str | ArchiveSource, level: str, exact: bool = False) -> tuple[VerificationReport, bool]:
+    """The report, and whether the gzip stream was inflated and walked to its end."""
     inspection = _Inspection(level)
-    container, gzip_members, reached = "tar.gz", 0, "stat"
-    with deadline.current.stage(f"verifying {os.path.basename(str(path))} at {level} level"), \
-            open_source(path) as handle:
+    container, gzip_members, reached, walked = "tar.gz", 0, "stat", False
+    with open_source(path) as handle:
         try:
             magic = handle.read(4) if handle.seekable() else handle.peek(4)[:4]
             if handle.seekable():
@@ -675,7 +628,8 @@ def verify_archive(path: str | ArchiveSource, level: str = "dump") -> Verificati
                     container = "zip"
                     _walk_zip(path, inspection)
                 elif magic[:2] == _GZIP_MAGIC:
-                    gzip_members = walk_tar_gz(handle, inspection)
+                    gzip_members = walk_tar_gz(handle, inspection, exact)
+                    walked = True
                 else:
                     raise ArchiveError("not a gzip or zip file" if magic else "archive is empty")
                 inspection.check_archive()
@@ -689,16 +643,17 @@ def verify_archive(path: str | ArchiveSource, level: str = "dump") -> Verificati
         finally:
             inspection.abandon()
     dump = inspection.dump
-    return VerificationReport(
+    report = VerificationReport(
         path=str(path), level=level, reached=reached, state=state, reason=reason,
         warnings=tuple(inspection.warnings), members=tuple(inspection.members),
         tables=tuple(dump.tables) if dump else (), member_count=inspection.member_count,
         table_count=dump.table_count if dump else 0, dump_size=inspection.dump_size,
         dump_sha256=dump.sha256 if dump else None, container=container,
-        gzip_members=gzip_members, seconds=time.monotonic() - started,
+        gzip_members=gzip_members,
         table_stats=inspection.table_stats() if reached == "dump" else (),
         installation=inspection.installation() if reached == "dump" else None,
         portability=tuple(dump.portability.findings()) if dump and reached == "dump" else ())
+    return report, walked
 
 
 def _number(value: object) -> int | None:

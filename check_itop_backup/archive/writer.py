@@ -6,16 +6,13 @@ and reads), larger sizes use GNU base-256, which Python's tarfile reads but iTop
 (``needs_own_restore`` tells). Long names use GNU ``././@LongLink`` entries; no PAX.
 
 The gzip stream is a sequence of gzip members, which ``gzip -d``, Python's gzip module (and so
-tarfile's ``r:gz``) and iTop's restore read as one stream. Each member's header carries, as BGZF's
-do, its own total length (header to trailer) in an FEXTRA subfield ``IB`` (RFC 1952
-§2.3.1.1; 4 bytes, little-endian) that readers skip, so that a verifier finds every member
-without inflating and can inflate them in parallel (``member_length``, archive/inspect.py). Data is
-cut into chunks compressed on a thread pool (zlib releases the GIL), and written in order, so
-memory stays bounded whatever the size; chunks that do not compress (BLOBs) are stored rather
-than deflated. A member whose size is unknown until its data has been read (the dump) gets
-its header in a *reserved* gzip member of fixed length: a stored (uncompressed) deflate
-block, written as zeros first and overwritten in place once the size is known. The output
-file must therefore be seekable.
+tarfile's ``r:gz``) and iTop's restore read as one stream. Data is cut into chunks deflated on
+a thread pool (ISA-L and zlib-ng release the GIL; codec.py maps ``--compress-level`` onto
+them), and written in order, so memory stays bounded whatever the size; chunks that do not
+compress (BLOBs) are stored rather than deflated. A member whose size is unknown until its
+data has been read (the dump) gets its header in a *reserved* gzip member of fixed length: a
+stored (uncompressed) deflate block, written as zeros first and overwritten in place once the
+size is known. The output file must therefore be seekable.
 
 Read an archive back with ``tarfile.open(path, "r:gz")``. Not with ``"r|gz"``: tarfile's stream
 mode reads the first gzip member only and raises ``ReadError`` at the second; to stream, give
@@ -29,10 +26,11 @@ import hashlib
 import os
 import struct
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from check_itop_backup.archive import codec
 
 BLOCK = 512
 CHUNK_SIZE = 1 << 20
@@ -40,11 +38,7 @@ OCTAL_11_LIMIT = 8 << 30  # 8 GiB: first size that needs 12 octal digits
 OCTAL_12_LIMIT = 64 << 30  # 64 GiB: first size iTop's reader cannot read
 _STORED_BLOCK_MAX = 65535
 _SAMPLES, _SAMPLE_SIZE, _INCOMPRESSIBLE = 4, 8192, 0.95
-# magic, deflate, FEXTRA, no mtime, XFL, Unix; XLEN, then the one subfield: "IB", its length, the value
-_MEMBER_HEADER = struct.Struct("<2sBBIBBH2sHI")
-_MEMBER_FIELDS = (b"\x1f\x8b", 8, 4, 0, 0, 3, 8, b"IB", 4)
-MEMBER_HEADER_SIZE = _MEMBER_HEADER.size
-_TRAILER_SIZE = 8
+_MEMBER_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"  # deflate, no flags, no mtime, Unix
 _LONGLINK = "././@LongLink"
 _NAME_LIMIT = 100
 PAX_GLOBAL_TYPE = b"g"
@@ -142,51 +136,28 @@ def _padded(data: bytes) -> bytes:
 
 
 def gzip_member(data: bytes, level: int) -> bytes:
-    """Return *data* as one complete gzip member, its length in the header (``member_length``)."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return _framed(data, compressor.compress(data) + compressor.flush())
-
-
-def _framed(data: bytes, deflated: bytes) -> bytes:
-    """Return the gzip member around the raw deflate stream *deflated* of *data*."""
-    header = _MEMBER_HEADER.pack(*_MEMBER_FIELDS, MEMBER_HEADER_SIZE + len(deflated) + _TRAILER_SIZE)
-    return header + deflated + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
-
-
-def member_length(header: bytes) -> int | None:
-    """Return the total length that the gzip member header at the start of *header* announces.
-
-    None when it is not the header this module writes (at least ``MEMBER_HEADER_SIZE`` bytes,
-    FEXTRA with the sole subfield ``IB``), or announces less than a header and a trailer.
-    Nothing here proves the announced length right: only inflating the member does.
-
-    >>> member = gzip_member(b"abc", 6)
-    >>> member_length(member) == len(member), member_length(member[:10]), member_length(bytes(20))
-    (True, None, None)
-    """
-    if len(header) < MEMBER_HEADER_SIZE:
-        return None
-    *fields, length = _MEMBER_HEADER.unpack_from(header)
-    if tuple(fields) != _MEMBER_FIELDS or length < MEMBER_HEADER_SIZE + _TRAILER_SIZE:
-        return None
-    return length
+    """Return *data* as one complete gzip member at ``--compress-level`` *level* (0: stored)."""
+    if level == 0:
+        return stored_gzip_member(data)
+    return codec.gzip_compress(data, level)
 
 
 def compress_chunk(data: bytes, level: int) -> bytes:
-    """Return *data* as one gzip member: deflated, or stored when samples show it will not shrink.
+    """Return *data* as one gzip member: deflated, or, when samples show it will hardly shrink,
+    stored (fast levels) or Huffman-coded only (dense levels, codec.gzip_literals).
 
-    Deflating random bytes (BLOBs, compressed attachments) costs the most CPU and saves
-    nothing, so a chunk whose spread samples do not compress at level 1 is stored as is.
+    Searching matches in random bytes (BLOBs, compressed attachments) costs CPU and saves
+    nothing, so a chunk whose spread samples do not compress at level 1 is not searched.
 
     >>> len(compress_chunk(bytes(1 << 20), 6)) < 2000, len(compress_chunk(os.urandom(1 << 20), 6)) > 1 << 20
     (True, True)
     """
-    if len(data) >= _SAMPLES * _SAMPLE_SIZE:
+    if level and len(data) >= _SAMPLES * _SAMPLE_SIZE:
         step = len(data) // _SAMPLES
-        sampled = sum(len(zlib.compress(data[index * step:index * step + _SAMPLE_SIZE], 1))
+        sampled = sum(len(gzip_member(data[index * step:index * step + _SAMPLE_SIZE], 1))
                       for index in range(_SAMPLES))
         if sampled > _INCOMPRESSIBLE * _SAMPLES * _SAMPLE_SIZE:
-            return stored_gzip_member(data)
+            return codec.gzip_literals(data, level) or stored_gzip_member(data)
     return gzip_member(data, level)
 
 
@@ -196,12 +167,13 @@ def stored_gzip_member(data: bytes) -> bytes:
     >>> import gzip; gzip.decompress(stored_gzip_member(b"abc") + gzip_member(b"def", 6))
     b'abcdef'
     """
-    blocks = []
+    blocks = [_MEMBER_HEADER]
     for start in range(0, max(len(data), 1), _STORED_BLOCK_MAX):
         piece = data[start:start + _STORED_BLOCK_MAX]
         final = start + _STORED_BLOCK_MAX >= len(data)
         blocks.append(struct.pack("<BHH", int(final), len(piece), len(piece) ^ 0xFFFF) + piece)
-    return _framed(data, b"".join(blocks))
+    blocks.append(struct.pack("<II", codec.crc32(data), len(data) & 0xFFFFFFFF))
+    return b"".join(blocks)
 
 
 class ParallelGzip:
@@ -212,8 +184,9 @@ class ParallelGzip:
     ``flush()`` writes everything written so far to the output.
     """
 
-    def __init__(self, output: BinaryIO, level: int = 6, workers: int | None = None,
+    def __init__(self, output: BinaryIO, level: int = codec.DEFAULT_LEVEL, workers: int | None = None,
                  chunk_size: int = CHUNK_SIZE) -> None:
+        codec.load(level)  # here, not in the pool's threads: one import, one log line
         self.output = output
         self.level = level
         self.chunk_size = chunk_size
@@ -286,7 +259,7 @@ class TarGzWriter:
     Members are written in call order. ``mtime`` (default: now) stamps every member.
     """
 
-    def __init__(self, output: BinaryIO, level: int = 6, workers: int | None = None,
+    def __init__(self, output: BinaryIO, level: int = codec.DEFAULT_LEVEL, workers: int | None = None,
                  mtime: float | None = None, chunk_size: int = CHUNK_SIZE) -> None:
         self.output = output
         self.mtime = time.time() if mtime is None else mtime

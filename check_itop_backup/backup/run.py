@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 
 from check_itop_backup import __version__, deadline
+from check_itop_backup.archive import codec
 from check_itop_backup.archive.dumpscan import TableCounter
 from check_itop_backup.archive.layout import (
     CONFIG_MEMBER,
@@ -77,7 +78,7 @@ class BackupJob:
     extra_files: tuple[str, ...] = ()
     retention_count: int = 0
     mysql_bindir: str = ""
-    level: int = 6
+    level: int = codec.DEFAULT_LEVEL
     workers: int | None = None
     wait: bool = False
     timezone: tzinfo | None = None  # iTop names archives in its config's timezone (None: local time)

@@ -10,6 +10,8 @@ argparse is only used under cli/.
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from collections.abc import Callable
 
 from check_itop_backup import units
@@ -107,6 +109,15 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, object]]] = {
         metavar="PATH", help=f"the SQLite history of archives, runs and verdicts (default: "
                              f"${HISTORY_ENV}, else {DEFAULT_HISTORY})")),
 }
+
+
+def configure_logging(prog: str, level: int) -> None:
+    """Send the package's log lines of *level* and above to stderr, each as ``PROG: LEVEL: message``."""
+    logger = logging.getLogger("check_itop_backup")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{prog}: %(levelname)s: %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
 
 
 def add_options(group: argparse._ArgumentGroup, *names: str) -> None:

@@ -14,6 +14,7 @@ unless the line says otherwise), 2 bad options.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 PROG = "itop-backup restore"
@@ -44,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     files.add_argument("--environment", metavar="ENV",
                        help="the iTop environment of the files (default: <env> of --itop-config in "
                             "conf/<env>/, else production)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="say which inflater read the archive when ISA-L cannot be imported")
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,8 +103,11 @@ def add_server_arguments(group: argparse._ArgumentGroup) -> None:
 def run(args: argparse.Namespace) -> int:
     """Restore ``args.archive``; print what was done; return the exit status."""
     from check_itop_backup.backup.restore import RestoreError, restore_archive
+    from check_itop_backup.cli.options import configure_logging
     from check_itop_backup.cli.progress import ArchiveProgress
 
+    if args.verbose:
+        configure_logging(PROG, logging.INFO)
     instance = usable_instance(args, PROG)
     if instance is None:
         return 2

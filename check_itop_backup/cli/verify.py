@@ -7,6 +7,7 @@ did not (or could not be read), with the reason as one line on stderr.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "afterwards) on the server of the --db-* options, compared with the "
                              "manifest or the dump's statements (default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="list every member and table")
+                        help="list every member and table; say which inflater read the archive "
+                             "when ISA-L cannot be imported")
     parser.add_argument("--portable", action="store_true",
                         help="also say what keeps the dump from loading into another server or client "
                              "(MariaDB's sandbox line, DEFINER=, GTID statements, not utf8mb4)")
@@ -83,9 +85,12 @@ def _more(count: int, what: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Verify ``args.archive`` at ``args.level``; print the report; return the exit status."""
     from check_itop_backup.archive.inspect import verify_archive
+    from check_itop_backup.cli.options import configure_logging
     from check_itop_backup.cli.progress import ArchiveProgress
     from check_itop_backup.cli.restore import archive_source, run_test_restore
 
+    if args.verbose:
+        configure_logging("itop-backup verify", logging.INFO)
     try:
         if args.level == "restore":
             return run_test_restore(args, report_outcome)

@@ -380,3 +380,31 @@ def test_a_tls_ca_file_that_is_not_there_is_one_line(tmp_path, mariadb_database,
     assert capsys.readouterr().err == (
         f"itop-backup run: cannot use the TLS CA file '/nowhere/ca.pem' with the database server "
         f"{settings['host']}:{settings['port']}: No such file or directory\n")
+
+
+@pytest.mark.parametrize("level", ["2", "6"])
+def test_without_isal_and_zlib_ng_the_run_deflates_with_zlib_and_says_so_once_at_v(itop, level):
+    from tests.archive.test_codec import WITHOUT_WHEELS
+
+    settings, database, config, tmp_path = itop
+    argv = ["--itop-config", str(config), "--history", str(tmp_path / "h.sqlite"), "--compress-level", level,
+            "-v"]
+    runs = {}
+    for name, prefix in (("wheels", ""), ("zlib", WITHOUT_WHEELS)):
+        runs[name] = subprocess.run([sys.executable, "-c", prefix + RUN[2], "run", *argv,
+                                     "-f", str(tmp_path / name / "a")], capture_output=True, text=True)
+        assert runs[name].returncode == 0, runs[name].stderr
+    fallback = [line for line in runs["zlib"].stderr.splitlines() if "cannot be imported" in line]
+    missing = (("isal", "isal"), ("zlib-ng", "zlib_ng"))[:2 if level == "6" else 1]  # level 2 is ISA-L's
+    assert fallback == [f"itop-backup run: INFO: {package} cannot be imported (No module named {module!r}): "
+                        "zlib is used instead, slower" for package, module in missing]
+    assert "cannot be imported" not in runs["wheels"].stderr
+    dumps = []
+    for name in runs:
+        with tarfile.open(tmp_path / name / "a.tar.gz") as archive:
+            dumps.append(archive.extractfile("itop-dump.sql").read().rsplit(b"\n-- Dump completed", 1)[0])
+    assert dumps[0] == dumps[1]
+    verified = subprocess.run([*RUN[:3], "verify", str(tmp_path / "zlib" / "a.tar.gz")],
+                              capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stderr
+    assert "OK at dump level" in verified.stdout
