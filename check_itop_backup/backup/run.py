@@ -296,10 +296,16 @@ def _write(archive: str, job: BackupJob, facts: ServerFacts, program: str, membe
            progress: Callable[[int], None] | None) -> tuple[int, tuple[str, ...]]:
     """Write the archive under a temporary name, fsync, rename; return (dump size, warnings)."""
     directory = os.path.dirname(archive)
+    temporary = ""
     try:
-        handle, temporary = tempfile.mkstemp(TEMP_SUFFIX, TEMP_PREFIX, directory)
+        with deadline.shielded():  # Ctrl-C between the file's creation and the try below would leave it
+            handle, temporary = tempfile.mkstemp(TEMP_SUFFIX, TEMP_PREFIX, directory)
     except OSError as error:
         raise BackupError(f"cannot create a file in {directory}: {error.strerror}") from None
+    except BaseException:  # the signal held back, delivered as the block ended: the file is named
+        if temporary:
+            _discard(temporary)
+        raise
     try:
         share_with_group(handle, directory, temporary)
         with os.fdopen(handle, "wb") as output:
