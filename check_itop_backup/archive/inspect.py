@@ -15,12 +15,11 @@ Levels, each including the one before (``restore``, the last, is database/testre
   when the archive carries our runner's manifest (the ``comment`` of a PAX global header;
   a ``manifest.json`` member in archives written before), the dump's size, SHA-256 and
   tables (views aside) match it. Each table's rows and bytes are the manifest's (our
-  runner's archives) or counted in the same pass (dumpscan.py's ``TableCounter``, on the helper
-  thread), and iTop's version and modules are read from the dump's ``priv_module_install``
-  rows (itop/modules.py). The
-  SHA-256 is computed (on a helper thread) only for our runner's archives, recognised by
-  their multi-member gzip stream or a manifest ahead of the dump: iTop's own archives have
-  nothing to compare it with.
+  runner's archives) or counted in the same pass (dumpscan.py's ``TableCounter``), and
+  iTop's version and modules are read from the dump's ``priv_module_install`` rows
+  (itop/modules.py). The SHA-256 is computed (on a helper thread) only for our runner's
+  archives, recognised by their multi-member gzip stream or a manifest ahead of the dump:
+  iTop's own archives have nothing to compare it with.
 
 The gzip stream is inflated sequentially by ISA-L (codec.py); an archive that fails while
 being inflated and walked is read again by zlib, whose verdict and wording stand, as they were
@@ -240,11 +239,8 @@ class _Inspection:
         assert self.manifest is not None and self.dump is not None
         if not self.manifest.whole:
             raise ArchiveError(f"{MANIFEST_MEMBER} is larger than {format_size(MANIFEST_LIMIT)}")
-        try:
-            manifest = json.loads(bytes(self.manifest.data))
-        except (ValueError, RecursionError):
-            manifest = None
-        dump = manifest.get("dump") if isinstance(manifest, dict) else None
+        manifest = _parsed(self.manifest)
+        dump = manifest.get("dump") if manifest is not None else None
         if not isinstance(dump, dict):
             raise ArchiveError(f"{MANIFEST_MEMBER} is not a manifest (no \"dump\" object)")
         if "size" in dump and dump["size"] != self.dump.size:
@@ -673,7 +669,6 @@ def _summary(inspection: _Inspection) -> tuple[str, str]:
                   f"{CONFIG_MEMBER} parses")
 
 
-
 class _ReachedError(Exception):
     """The walk reached the dump: what comes before it (the manifest) has been read."""
 
@@ -708,10 +703,13 @@ def read_manifest(path: str) -> dict[str, Any] | None:
             pass
         except (ArchiveError, TarFormatError):
             return None
-    if reader.manifest is None or not reader.manifest.whole:
-        return None
+    return _parsed(reader.manifest) if reader.manifest is not None and reader.manifest.whole else None
+
+
+def _parsed(manifest: Collector) -> dict[str, Any] | None:
+    """The JSON object a manifest holds, else None."""
     try:
-        manifest = json.loads(bytes(reader.manifest.data))
+        parsed = json.loads(bytes(manifest.data))
     except (ValueError, RecursionError):
         return None
-    return manifest if isinstance(manifest, dict) else None
+    return parsed if isinstance(parsed, dict) else None
