@@ -116,6 +116,7 @@ def configure_logging(prog: str, level: int) -> None:
     logger = logging.getLogger("check_itop_backup")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{prog}: %(levelname)s: %(message)s"))
+    handler.setLevel(level)  # should the logger take lower levels for another handler
     logger.handlers[:] = [handler]
     logger.setLevel(level)
 

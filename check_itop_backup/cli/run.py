@@ -23,6 +23,7 @@ from check_itop_backup.archive.codec import DEFAULT_LEVEL
 from check_itop_backup.cli.options import (
     add_options,
     add_timeout_option,
+    configure_logging,
     instance_label,
     instance_request,
     non_negative_int,
@@ -222,11 +223,8 @@ def _pinger(args: argparse.Namespace, params: dict[str, str]) -> Pinger | None:
 
 def _pinger_or_none(args: argparse.Namespace) -> Pinger | None:
     """The Pinger of the option or the environment when the configuration could not be read."""
-    from check_itop_backup.backup.ping import ENV_VAR, Pinger
-
-    url = args.ping_url or os.environ.get(ENV_VAR)
     try:
-        return Pinger(url, args.ping_timeout) if url else None
+        return _pinger(args, {})
     except ValueError:
         return None
 
@@ -284,17 +282,13 @@ def _configure_logging(args: argparse.Namespace) -> LogTail | None:
     INFO, whatever the level shown) for the ping's body, and return it."""
     levels = (logging.WARNING, logging.INFO, logging.DEBUG)
     level = logging.ERROR if args.quiet else levels[min(args.verbose, 2)]
-    logger = logging.getLogger("check_itop_backup")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
-    handler.setLevel(level)
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
+    configure_logging(PROG, level)
     if args.dry_run:
         return None
     from check_itop_backup.backup.ping import LogTail
 
     tail = LogTail()
+    logger = logging.getLogger("check_itop_backup")
     logger.addHandler(tail)
     logger.setLevel(min(level, logging.INFO))
     return tail
