@@ -35,6 +35,8 @@ from check_itop_backup import deadline
 DEFAULT_PATH = "/var/lib/check_itop_backup/history.sqlite"
 ENV_VAR = "CHECK_ITOP_BACKUP_HISTORY"
 BUSY_TIMEOUT_S = 20.0
+_VERIFICATIONS = ("SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
+                  " JOIN archives a ON a.id = v.archive_id WHERE ")
 RUN_FIELDS = ("id", "series", "started", "finished", "archive_path", "size", "status", "message")
 _BUSY_MARGIN_S = 0.2  # a wait cut by the deadline ends just after it: the timeout is then certain
 
@@ -431,34 +433,24 @@ class History:
 
     def latest_verification(self, series: str, level: str) -> VerificationRecord | None:
         """Return the newest verification of *series* at *level*, whatever its result."""
-        rows = self._rows(
-            "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
-            " JOIN archives a ON a.id = v.archive_id WHERE a.series = ? AND v.level = ?"
-            " ORDER BY v.verified_at DESC LIMIT 1",
-            (series, level),
-        )
-        return VerificationRecord(*rows[0]) if rows else None
+        return self._newest_verification("a.series = ? AND v.level = ?", (series, level))
 
     def verification(self, path: str, size: int, mtime: float, inode: int,
                      levels: tuple[str, ...]) -> VerificationRecord | None:
         """Return the newest stored verification of this archive identity at one of *levels*."""
         marks = ", ".join("?" * len(levels))
-        rows = self._rows(
-            "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
-            " JOIN archives a ON a.id = v.archive_id WHERE a.path = ? AND a.size = ? AND a.mtime = ?"
-            f" AND a.inode = ? AND v.level IN ({marks}) ORDER BY v.verified_at DESC LIMIT 1",
-            (path, size, mtime, inode, *levels),
-        )
-        return VerificationRecord(*rows[0]) if rows else None
+        return self._newest_verification("a.path = ? AND a.size = ? AND a.mtime = ? AND a.inode = ?"
+                                         f" AND v.level IN ({marks})", (path, size, mtime, inode, *levels))
 
     def latest_verification_of(self, path: str, level: str) -> VerificationRecord | None:
         """The newest verification at *level* of an archive at *path* (an absolute path, or the
         name the archive had in its directory), whatever its identity."""
-        rows = self._rows(
-            "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
-            " JOIN archives a ON a.id = v.archive_id WHERE (a.path = ? OR a.path LIKE ? ESCAPE '\\')"
-            " AND v.level = ? ORDER BY v.verified_at DESC LIMIT 1",
-            (path, "%/" + re.sub(r"([\\%_])", r"\\\1", path), level))
+        return self._newest_verification("(a.path = ? OR a.path LIKE ? ESCAPE '\\') AND v.level = ?",
+                                         (path, "%/" + re.sub(r"([\\%_])", r"\\\1", path), level))
+
+    def _newest_verification(self, where: str, parameters: tuple) -> VerificationRecord | None:
+        """The newest verification whose row (``v``) and archive's (``a``) match *where*."""
+        rows = self._rows(_VERIFICATIONS + where + " ORDER BY v.verified_at DESC LIMIT 1", parameters)
         return VerificationRecord(*rows[0]) if rows else None
 
     def previous_verification(self, series: str, before: float, level: str) -> VerificationRecord | None:
@@ -472,8 +464,7 @@ class History:
         """The verifications at *level* of the newest *limit* archives of *series* older than
         *before* (mtime) verified at that level without a critical result, newest first."""
         rows = self._rows(
-            "SELECT a.path, v.level, v.state, v.message, v.details, v.verified_at FROM verifications v"
-            " JOIN archives a ON a.id = v.archive_id WHERE a.series = ? AND a.mtime < ?"
+            _VERIFICATIONS + "a.series = ? AND a.mtime < ?"
             " AND v.level = ? AND v.state != 'critical' ORDER BY a.mtime DESC LIMIT ?",
             (series, before, level, limit),
         )
